@@ -1,0 +1,1 @@
+"""LSD's modules: positional embeddings, slot attention, encoders, denoiser, the composite."""
