@@ -88,7 +88,10 @@ def load_release_component(folder: str | os.PathLike, component: str):
     release_class = RELEASE_LAYOUT[component][1]
     model = _build_from_release_config(classes[component], folder, release_class)
     state = {map_release_key(k): v for k, v in _read_weights(folder).items()}
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise ValueError(f"{folder}: weights do not match the {release_class} config: {err}") from err
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
             f"{folder}: weights do not match the {release_class} config: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -24,6 +25,16 @@ def _transformers():
     return transformers
 
 
+def _check_plain_dinov2(model_type: str | None, where: str) -> None:
+    """Only plain DINOv2 is wrapped: loading e.g. a with-registers checkpoint into ``Dinov2Model``
+    silently drops its register tokens and gives wrong features."""
+    if model_type not in (None, "dinov2"):
+        raise ValueError(
+            f"{where} describes a {model_type!r} model; DINOv2Backbone wraps plain DINOv2 (model_type 'dinov2', "
+            f"e.g. {DINOV2_BASE_REPO})"
+        )
+
+
 class DINOv2Backbone(ModelMixin, ConfigMixin):
     """``(B, 3, R, R)`` ImageNet-normalised pixels -> ``(B, hidden, R/14, R/14)`` patch features.
 
@@ -39,6 +50,7 @@ class DINOv2Backbone(ModelMixin, ConfigMixin):
     def __init__(self, dinov2_config: dict[str, Any] | None = None, input_resolution: int = 448) -> None:
         super().__init__()
         tf = _transformers()
+        _check_plain_dinov2((dinov2_config or {}).get("model_type"), "dinov2_config")
         config = tf.Dinov2Config(**(dinov2_config or {}))
         if input_resolution % config.patch_size != 0:
             raise ValueError(f"input_resolution {input_resolution} is not a multiple of patch_size {config.patch_size}")
@@ -49,6 +61,7 @@ class DINOv2Backbone(ModelMixin, ConfigMixin):
         """Wrap pretrained DINOv2 weights from a local folder or the local HF cache."""
         tf = _transformers()
         folder = resolve_pretrained(name_or_path, None, "pretrained DINOv2")
+        _check_plain_dinov2(json.loads((folder / "config.json").read_text()).get("model_type"), str(folder))
         pretrained = tf.Dinov2Model.from_pretrained(folder, local_files_only=True)
         backbone = cls(dinov2_config=pretrained.config.to_dict(), input_resolution=input_resolution)
         backbone.model.load_state_dict(pretrained.state_dict())

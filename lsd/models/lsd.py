@@ -133,6 +133,14 @@ class LatentSlotDiffusion(nn.Module):
             problems.append(f"unet.cross_attention_dim={self.unet.config.cross_attention_dim}, slot_attention.out_size={sa.out_size}")
         if self.scheduler.config.prediction_type not in PREDICTION_TYPES:
             problems.append(f"scheduler.prediction_type={self.scheduler.config.prediction_type!r} (expected one of {PREDICTION_TYPES})")
+        if self.vae is not None:
+            latent_channels = (
+                self.vae.latent_channels
+                if isinstance(self.vae, PixelUnshuffleAutoencoder)
+                else self.vae.config.latent_channels
+            )
+            if latent_channels != self.unet.config.in_channels:
+                problems.append(f"vae gives {latent_channels} latent channels, unet.in_channels={self.unet.config.in_channels}")
         unknown = set(self.frozen) - set(self.TRAINABLE)
         if unknown:
             problems.append(f"frozen names {sorted(unknown)} are not among {self.TRAINABLE}")

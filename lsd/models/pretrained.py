@@ -36,26 +36,31 @@ def resolve_pretrained(
     """
     path = Path(name_or_path).expanduser()
     name = str(name_or_path)
-    if not path.exists() and name.count("/") == 1 and not name.startswith((".", "/", "~")):
+    is_repo_id = name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    if not path.exists() and is_repo_id:
         from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
+        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
         try:
             path = Path(snapshot_download(name, local_files_only=True))
         except LocalEntryNotFoundError:
             path = None
+        except HFValidationError:  # e.g. "my weights/vae": a missing local path, not a repo id
+            path, is_repo_id = None, False
     if path is None or not path.exists():
         sub = f" --include '{subfolder}/*'" if subfolder else ""
-        repo = name if name.count("/") == 1 else "<repo-id>"
+        repo = name if is_repo_id else "<repo-id>"
         raise PretrainedNotFound(
             f"{what} not found: {name!r} is neither a local folder nor in the local Hugging Face cache "
             f"({_hub_cache()}); lsd never downloads. On a machine with internet run "
-            f"`huggingface-cli download {repo}{sub}`, then copy that cache here (or set HF_HOME to it), "
-            "or pass the path of a local folder holding the weights."
+            f"`hf download {repo}{sub}` (`huggingface-cli download ...` with huggingface_hub < 0.34), "
+            "then copy that cache here (or set HF_HOME to it), or pass the path of a local folder holding the weights."
         )
     folder = path / subfolder if subfolder else path
     if not (folder / config_name).is_file():
-        raise PretrainedNotFound(f"{what}: {folder} has no {config_name} (expected a folder written by save_pretrained)")
+        raise PretrainedNotFound(
+            f"{what}: {folder} has no {config_name} (expected a folder written by save_pretrained)"
+        )
     return folder
 
 
