@@ -98,7 +98,7 @@ def pos_attention_layers(unet: UNet2DConditionModel) -> dict[str, int]:
         side = side * 2 if block.upsamplers is not None else side
     groups = [("down_blocks", unet.down_blocks, sides), ("up_blocks", unet.up_blocks, up_sides)]
     for group, blocks, block_sides in groups:
-        for i, (block, s) in enumerate(zip(blocks, block_sides)):
+        for i, (block, s) in enumerate(zip(blocks, block_sides, strict=True)):
             for j, attention in enumerate(getattr(block, "attentions", None) or []):
                 for k, _ in enumerate(attention.transformer_blocks):
                     for name in ("attn1", "attn2"):
@@ -153,7 +153,13 @@ def write_release_checkpoint(root: Path, seed: int = 0, fmt: str = "safetensors"
         state[f"{path}.pos_emb.1.projection.bias"] = rnd(channels)
         state[f"{path}.pos_emb.1.pe"] = release_grid(side)
     config = {k: v for k, v in _public(unet.config).items() if k in UNET_KEYS}
-    _write(root / "unet2dconditionmodelwithpos", "UNet2DConditionModelWithPos", {**config, "pos_type": "cartesian"}, state, fmt)
+    _write(
+        root / "unet2dconditionmodelwithpos",
+        "UNet2DConditionModelWithPos",
+        {**config, "pos_type": "cartesian"},
+        state,
+        fmt,
+    )
     return root
 
 

@@ -1,6 +1,5 @@
 """Packaging promises: `import lsd` is fast and inert; the kernels install as `lsd_kernels`."""
 
-import importlib.util
 import json
 import subprocess
 import sys

@@ -16,7 +16,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-CONFIG_KEYS = ("name", "description", "resolution", "vae", "backbone", "slot_attention", "unet", "scheduler", "objective", "frozen")
+CONFIG_KEYS = (
+    "name",
+    "description",
+    "resolution",
+    "vae",
+    "backbone",
+    "slot_attention",
+    "unet",
+    "scheduler",
+    "objective",
+    "frozen",
+)
 
 
 def available_configs() -> list[str]:
@@ -83,7 +94,9 @@ def _load_pretrained(cls: type, spec: dict[str, Any], field: str):
     if cls is DINOv2Backbone:
         return DINOv2Backbone.from_dinov2(name, **spec)
     if spec:
-        raise ValueError(f"config field {field!r}: a pretrained entry takes only pretrained/subfolder, got {sorted(spec)}")
+        raise ValueError(
+            f"config field {field!r}: a pretrained entry takes only pretrained/subfolder, got {sorted(spec)}"
+        )
     if cls.__name__ == "AutoencoderKL":
         return pretrained.load_pretrained_vae(name, subfolder)
     folder = pretrained.resolve_pretrained(name, subfolder, f"pretrained {field}", cls.config_name)

@@ -10,7 +10,8 @@ the LSD release's subclasses, which add fields the same way) load unchanged.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def extends_init(parent: type, **extra_defaults: Any) -> Callable[[Callable], Callable]:

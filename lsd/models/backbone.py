@@ -10,7 +10,6 @@ from torch import nn
 from lsd.models._config import extends_init
 
 
-
 class CNNBackbone(UNet2DModel):
     """Strided conv then a diffusers ``UNet2DModel`` run at timestep 0: pixels -> feature map.
 

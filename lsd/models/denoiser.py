@@ -22,7 +22,6 @@ from lsd.models._config import extends_init
 from lsd.models.positional import POS_TYPES, build_positional_embedding
 
 
-
 class PositionalAttnProcessor:
     """Adds ``attn.pos_emb`` to the query-side hidden states ``(B, N, C)``, then runs ``inner``."""
 
@@ -122,9 +121,13 @@ class SlotConditionedUNet(UNet2DConditionModel):
 
     def _add_positional_embeddings(self, pos_type: str) -> None:
         resolutions = _block_resolutions(self)
-        groups = {"down_blocks": list(self.down_blocks), "mid_block": [self.mid_block], "up_blocks": list(self.up_blocks)}
+        groups = {
+            "down_blocks": list(self.down_blocks),
+            "mid_block": [self.mid_block],
+            "up_blocks": list(self.up_blocks),
+        }
         for group, blocks in groups.items():
-            for block, side in zip(blocks, resolutions[group]):
+            for block, side in zip(blocks, resolutions[group], strict=True):
                 if block is None:
                     continue
                 for transformer_block in _transformer_blocks(block):

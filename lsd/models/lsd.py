@@ -15,9 +15,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -126,13 +127,21 @@ class LatentSlotDiffusion(nn.Module):
         sa = self.slot_attention.config
         problems = []
         if self.backbone.feature_channels != sa.input_size:
-            problems.append(f"backbone gives {self.backbone.feature_channels} channels, slot_attention.input_size={sa.input_size}")
+            problems.append(
+                f"backbone gives {self.backbone.feature_channels} channels, slot_attention.input_size={sa.input_size}"
+            )
         if self.backbone.feature_resolution != sa.input_resolution:
-            problems.append(f"backbone gives {self.backbone.feature_resolution}px maps, slot_attention.input_resolution={sa.input_resolution}")
+            problems.append(
+                f"backbone gives {self.backbone.feature_resolution}px maps, slot_attention.input_resolution={sa.input_resolution}"
+            )
         if self.unet.config.cross_attention_dim != sa.out_size:
-            problems.append(f"unet.cross_attention_dim={self.unet.config.cross_attention_dim}, slot_attention.out_size={sa.out_size}")
+            problems.append(
+                f"unet.cross_attention_dim={self.unet.config.cross_attention_dim}, slot_attention.out_size={sa.out_size}"
+            )
         if self.scheduler.config.prediction_type not in PREDICTION_TYPES:
-            problems.append(f"scheduler.prediction_type={self.scheduler.config.prediction_type!r} (expected one of {PREDICTION_TYPES})")
+            problems.append(
+                f"scheduler.prediction_type={self.scheduler.config.prediction_type!r} (expected one of {PREDICTION_TYPES})"
+            )
         if self.vae is not None:
             latent_channels = (
                 self.vae.latent_channels
@@ -140,14 +149,18 @@ class LatentSlotDiffusion(nn.Module):
                 else self.vae.config.latent_channels
             )
             if latent_channels != self.unet.config.in_channels:
-                problems.append(f"vae gives {latent_channels} latent channels, unet.in_channels={self.unet.config.in_channels}")
+                problems.append(
+                    f"vae gives {latent_channels} latent channels, unet.in_channels={self.unet.config.in_channels}"
+                )
         unknown = set(self.frozen) - set(self.TRAINABLE)
         if unknown:
             problems.append(f"frozen names {sorted(unknown)} are not among {self.TRAINABLE}")
         obj = self.objective
         last = self.scheduler.config.num_train_timesteps - 1
         if not 0 <= obj.min_timestep <= (obj.max_timestep if obj.max_timestep is not None else last) <= last:
-            problems.append(f"objective timestep range [{obj.min_timestep}, {obj.max_timestep}] is not within [0, {last}]")
+            problems.append(
+                f"objective timestep range [{obj.min_timestep}, {obj.max_timestep}] is not within [0, {last}]"
+            )
         if problems:
             raise ValueError("incompatible LatentSlotDiffusion components: " + "; ".join(problems))
 
@@ -228,7 +241,9 @@ class LatentSlotDiffusion(nn.Module):
         if noise is None:
             noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=latents.dtype)
         if obj.noise_offset:
-            offset = randn_tensor((batch, latents.shape[1], 1, 1), generator=generator, device=device, dtype=latents.dtype)
+            offset = randn_tensor(
+                (batch, latents.shape[1], 1, 1), generator=generator, device=device, dtype=latents.dtype
+            )
             noise = noise + obj.noise_offset * offset
         if timesteps is None:
             high = (obj.max_timestep if obj.max_timestep is not None else sched.config.num_train_timesteps - 1) + 1
@@ -237,7 +252,9 @@ class LatentSlotDiffusion(nn.Module):
         timesteps = timesteps.to(device=device, dtype=torch.long)
         if slot_noise is None and not self.slot_attention.config.learnable_slot_init:
             sa = self.slot_attention.config
-            slot_noise = randn_tensor((batch, sa.num_slots, sa.slot_size), generator=generator, device=device, dtype=self.slot_attention.dtype)
+            slot_noise = randn_tensor(
+                (batch, sa.num_slots, sa.slot_size), generator=generator, device=device, dtype=self.slot_attention.dtype
+            )
 
         noisy = sched.add_noise(latents, noise, timesteps)
         encoding = self.encode(pixel_values, noise=slot_noise, backbone_pixel_values=backbone_pixel_values)
@@ -267,6 +284,7 @@ class LatentSlotDiffusion(nn.Module):
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters: ``"encoder"`` (backbone + slot attention; the release scales its
         lr by ``encoder_lr_scale``) and ``"decoder"`` (the denoiser)."""
+
         def trainable(*modules: nn.Module) -> list[nn.Parameter]:
             return [p for m in modules for p in m.parameters() if p.requires_grad]
 
@@ -304,7 +322,7 @@ class LatentSlotDiffusion(nn.Module):
             raise
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, **component_overrides: Any) -> "LatentSlotDiffusion":
+    def from_pretrained(cls, directory: str | os.PathLike, **component_overrides: Any) -> LatentSlotDiffusion:
         """Load a folder written by :meth:`save_pretrained`. Keyword arguments replace components
         (e.g. ``vae=...`` for a model saved without one)."""
         directory = Path(directory)
@@ -326,7 +344,9 @@ class LatentSlotDiffusion(nn.Module):
                 raise FileNotFoundError(f"{directory / name} is missing (listed in {meta_path})")
             components[name] = classes[class_name].from_pretrained(directory / name)
         components.update(component_overrides)
-        return cls(objective=DiffusionObjective(**meta.get("objective", {})), frozen=meta.get("frozen", ()), **components)
+        return cls(
+            objective=DiffusionObjective(**meta.get("objective", {})), frozen=meta.get("frozen", ()), **components
+        )
 
 
 def attention_to_segmentation(attn: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

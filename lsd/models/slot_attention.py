@@ -22,8 +22,8 @@ Faithfulness notes (the release, which this follows where the paper is silent):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -143,7 +143,9 @@ class SlotAttention(ModelMixin, ConfigMixin):
         self.project_v = nn.Linear(input_size, slot_size, bias=False)
 
         self.gru = nn.GRUCell(slot_size, slot_size)
-        self.mlp = nn.Sequential(nn.Linear(slot_size, mlp_hidden_size), nn.ReLU(), nn.Linear(mlp_hidden_size, slot_size))
+        self.mlp = nn.Sequential(
+            nn.Linear(slot_size, mlp_hidden_size), nn.ReLU(), nn.Linear(mlp_hidden_size, slot_size)
+        )
 
         self.out_layer_norm = nn.LayerNorm(slot_size)
         self.out_linear = nn.Linear(slot_size, out_size)
@@ -185,7 +187,9 @@ class SlotAttention(ModelMixin, ConfigMixin):
         cfg = self.config
         if cfg.learnable_slot_init:
             if noise is not None:
-                raise ValueError("`noise` is only used by the Gaussian slot init; this model has learnable_slot_init=True")
+                raise ValueError(
+                    "`noise` is only used by the Gaussian slot init; this model has learnable_slot_init=True"
+                )
             return self.slot_mu.expand(batch_size, -1, -1)
         shape = (batch_size, cfg.num_slots, cfg.slot_size)
         if noise is None:
@@ -226,8 +230,8 @@ class SlotAttention(ModelMixin, ConfigMixin):
 
     def forward(self, features: torch.Tensor, noise: torch.Tensor | None = None) -> SlotAttentionOutput:
         """Args:
-            features: ``(B, C, h, w)`` or ``(B, T, C, h, w)``.
-            noise: optional ``(B, S, slot_size)`` standard-normal draws for the Gaussian init.
+        features: ``(B, C, h, w)`` or ``(B, T, C, h, w)``.
+        noise: optional ``(B, S, slot_size)`` standard-normal draws for the Gaussian init.
         """
         if features.ndim not in (4, 5):
             raise ValueError(f"features must be (B, C, h, w) or (B, T, C, h, w), got shape {tuple(features.shape)}")

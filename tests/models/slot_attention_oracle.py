@@ -38,7 +38,10 @@ def oracle_slot_attention(sd, cfg, features, noise):
     centres = (torch.arange(h, dtype=features.dtype) + 0.5) / h
     gy, gx = torch.meshgrid(centres, centres, indexing="ij")
     grid = torch.stack([gx, gy, 1 - gx, 1 - gy])  # (4, h, w)
-    pos = torch.einsum("ck,khw->chw", sd["pos.projection.weight"][:, :, 0, 0], grid) + sd["pos.projection.bias"][:, None, None]
+    pos = (
+        torch.einsum("ck,khw->chw", sd["pos.projection.weight"][:, :, 0, 0], grid)
+        + sd["pos.projection.bias"][:, None, None]
+    )
     x = (features + pos).flatten(3).transpose(2, 3)  # (B, T, N, C)
     x = _lin(torch.relu(_lin(_ln(x, sd, "in_layer_norm"), sd, "in_mlp.0")), sd, "in_mlp.2")
     if noise is None:
@@ -53,7 +56,10 @@ def oracle_slot_attention(sd, cfg, features, noise):
         for _ in range(cfg["num_iterations"]):
             prev = slots
             q = _lin(_ln(slots, sd, "norm_slots"), sd, "project_q", bias=False)
-            logits = torch.cat([k[:, t, :, i * d : (i + 1) * d] @ q[..., i * d : (i + 1) * d].transpose(1, 2) for i in range(H)], dim=-1)
+            logits = torch.cat(
+                [k[:, t, :, i * d : (i + 1) * d] @ q[..., i * d : (i + 1) * d].transpose(1, 2) for i in range(H)],
+                dim=-1,
+            )
             attn = logits.softmax(-1)  # (B, N, H*S), joint over heads x slots
             per_head = []
             for i in range(H):

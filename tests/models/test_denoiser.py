@@ -42,7 +42,9 @@ def hooked_plain_unet(ours: SlotConditionedUNet) -> UNet2DConditionModel:
 def test_every_cross_attention_transformer_block_gets_embeddings_sized_to_its_grid():
     unet = make()
     expected = pos_attention_layers(unet)  # attn1 and attn2 of every transformer block
-    found = {name.removesuffix(".pos_emb"): m.resolution for name, m in unet.named_modules() if name.endswith(".pos_emb")}
+    found = {
+        name.removesuffix(".pos_emb"): m.resolution for name, m in unet.named_modules() if name.endswith(".pos_emb")
+    }
     assert found == expected
     assert set(expected.values()) == {8, 4}  # several resolutions exercised
     for path in expected:
@@ -85,7 +87,9 @@ def test_none_is_the_plain_unet():
     plain = UNet2DConditionModel(**TINY_UNET)
     plain.load_state_dict(unet.state_dict())
     sample, t, slots = inputs()
-    torch.testing.assert_close(unet(sample, t, encoder_hidden_states=slots).sample, plain(sample, t, encoder_hidden_states=slots).sample)
+    torch.testing.assert_close(
+        unet(sample, t, encoder_hidden_states=slots).sample, plain(sample, t, encoder_hidden_states=slots).sample
+    )
 
 
 def test_swapping_processors_keeps_the_embeddings():
@@ -126,4 +130,6 @@ def test_save_load_round_trip_is_exact(tmp_path, pos_type):
     assert state.keys() == unet.state_dict().keys()
     assert all(torch.equal(state[k], v) for k, v in unet.state_dict().items())
     sample, t, slots = inputs()
-    assert torch.equal(loaded(sample, t, encoder_hidden_states=slots).sample, unet(sample, t, encoder_hidden_states=slots).sample)
+    assert torch.equal(
+        loaded(sample, t, encoder_hidden_states=slots).sample, unet(sample, t, encoder_hidden_states=slots).sample
+    )

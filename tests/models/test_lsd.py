@@ -102,7 +102,9 @@ def test_offset_noise_is_constant_per_sample_and_channel(images):
     ab = alphas_bar(t).float()[:, None, None, None]
     offset = (model.unet.seen["sample"] - (ab.sqrt() * z + (1 - ab).sqrt() * noise)) / (1 - ab).sqrt()
     assert offset.abs().amax() > 1e-3  # the offset is there ...
-    torch.testing.assert_close(offset, offset[..., :1, :1].expand_as(offset), rtol=0, atol=1e-5)  # ... constant over H, W
+    torch.testing.assert_close(
+        offset, offset[..., :1, :1].expand_as(offset), rtol=0, atol=1e-5
+    )  # ... constant over H, W
     assert offset[..., 0, 0].std() > 0.01  # and differs per (sample, channel)
 
 
@@ -123,7 +125,9 @@ def test_min_snr_gamma_weights(images, prediction_type):
 def test_timesteps_are_drawn_from_the_configured_range(images):
     model = pixel_model(min_timestep=300, max_timestep=310)
     model.unet = _Recorder(model.unet, lambda sample, timestep: torch.zeros_like(sample))
-    drawn = torch.cat([model.training_loss(images, generator=torch.Generator().manual_seed(i)).timesteps for i in range(40)])
+    drawn = torch.cat(
+        [model.training_loss(images, generator=torch.Generator().manual_seed(i)).timesteps for i in range(40)]
+    )
     assert drawn.min() >= 300 and drawn.max() <= 310 and len(drawn.unique()) > 5
     with pytest.raises(ValueError, match="timestep range"):
         pixel_model(min_timestep=500, max_timestep=1000)
@@ -171,7 +175,9 @@ def test_incompatible_components_are_refused(tiny_model):
             vae=PixelUnshuffleAutoencoder(factor=4),
         )  # fmt: skip
     with pytest.raises(ValueError, match="frozen"):
-        LatentSlotDiffusion(tiny_model.backbone, tiny_model.slot_attention, tiny_model.unet, tiny_model.scheduler, frozen=["vae"])
+        LatentSlotDiffusion(
+            tiny_model.backbone, tiny_model.slot_attention, tiny_model.unet, tiny_model.scheduler, frozen=["vae"]
+        )
 
 
 def test_kernel_backend(tiny_model):

@@ -45,7 +45,9 @@ def test_cartesian_adds_projection_of_grid_row_major():
             torch.testing.assert_close(out[:, r * 3 + c], expected)
 
 
-@pytest.mark.parametrize("cls", [CartesianPositionalEmbedding, SinCosPositionalEmbedding2D, LearnedPositionalEmbedding1D])
+@pytest.mark.parametrize(
+    "cls", [CartesianPositionalEmbedding, SinCosPositionalEmbedding2D, LearnedPositionalEmbedding1D]
+)
 def test_wrong_token_count_is_a_clear_error(cls):
     emb = cls(8, 4)
     with pytest.raises(ValueError, match=r"\(B, 16, C\)"):
