@@ -25,14 +25,27 @@ def _transformers():
     return transformers
 
 
-def _check_plain_dinov2(model_type: str | None, where: str) -> None:
-    """Only plain DINOv2 is wrapped: loading e.g. a with-registers checkpoint into ``Dinov2Model``
-    silently drops its register tokens and gives wrong features."""
-    if model_type not in (None, "dinov2"):
-        raise ValueError(
-            f"{where} describes a {model_type!r} model; DINOv2Backbone wraps plain DINOv2 (model_type 'dinov2', "
-            f"e.g. {DINOV2_BASE_REPO})"
-        )
+#: transformers ``model_type`` -> (config class, model class) names; both share the token layout
+#: ``[CLS, registers..., patches...]``.
+DINOV2_KINDS = {
+    "dinov2": ("Dinov2Config", "Dinov2Model"),
+    "dinov2_with_registers": ("Dinov2WithRegistersConfig", "Dinov2WithRegistersModel"),
+}
+
+
+def _dinov2_classes(model_type: str | None, where: str):
+    """The transformers config and model classes for ``model_type`` (default plain DINOv2).
+
+    Loading a with-registers checkpoint into a plain ``Dinov2Model`` would silently drop its
+    register tokens, so the kind is always taken from the checkpoint's own config."""
+    kind = model_type or "dinov2"
+    if kind not in DINOV2_KINDS:
+        raise ValueError(f"{where} describes a {kind!r} model; DINOv2Backbone wraps {sorted(DINOV2_KINDS)}")
+    tf = _transformers()
+    config_name, model_name = DINOV2_KINDS[kind]
+    if not hasattr(tf, model_name):
+        raise ImportError(f"{where} needs transformers.{model_name}, which this transformers lacks; upgrade it")
+    return getattr(tf, config_name), getattr(tf, model_name)
 
 
 class DINOv2Backbone(ModelMixin, ConfigMixin):
@@ -42,27 +55,26 @@ class DINOv2Backbone(ModelMixin, ConfigMixin):
     register tokens, reshaped row-major to a map. Stable-LSD feeds it 448 px inputs (32x32 map).
 
     Args:
-        dinov2_config: a ``transformers.Dinov2Config`` as a dict (``Dinov2Config.to_dict()``).
+        dinov2_config: a ``transformers.Dinov2Config`` (or ``Dinov2WithRegistersConfig``) as a dict.
         input_resolution: side of the expected input.
     """
 
     @register_to_config
     def __init__(self, dinov2_config: dict[str, Any] | None = None, input_resolution: int = 448) -> None:
         super().__init__()
-        tf = _transformers()
-        _check_plain_dinov2((dinov2_config or {}).get("model_type"), "dinov2_config")
-        config = tf.Dinov2Config(**(dinov2_config or {}))
+        config_cls, model_cls = _dinov2_classes((dinov2_config or {}).get("model_type"), "dinov2_config")
+        config = config_cls(**(dinov2_config or {}))
         if input_resolution % config.patch_size != 0:
             raise ValueError(f"input_resolution {input_resolution} is not a multiple of patch_size {config.patch_size}")
-        self.model = tf.Dinov2Model(config)
+        self.model = model_cls(config)
 
     @classmethod
     def from_dinov2(cls, name_or_path: str | os.PathLike = DINOV2_BASE_REPO, input_resolution: int = 448):
         """Wrap pretrained DINOv2 weights from a local folder or the local HF cache."""
-        tf = _transformers()
         folder = resolve_pretrained(name_or_path, None, "pretrained DINOv2")
-        _check_plain_dinov2(json.loads((folder / "config.json").read_text()).get("model_type"), str(folder))
-        pretrained = tf.Dinov2Model.from_pretrained(folder, local_files_only=True)
+        model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+        _, model_cls = _dinov2_classes(model_type, str(folder / "config.json"))
+        pretrained = model_cls.from_pretrained(folder, local_files_only=True)
         backbone = cls(dinov2_config=pretrained.config.to_dict(), input_resolution=input_resolution)
         backbone.model.load_state_dict(pretrained.state_dict())
         return backbone

@@ -24,12 +24,8 @@ def _dinov2_config(num_register_tokens: int = 0):
         image_size=RES,
     )
     if num_register_tokens:
-        kwargs["num_register_tokens"] = num_register_tokens
+        return transformers.Dinov2WithRegistersConfig(**kwargs, num_register_tokens=num_register_tokens)
     return transformers.Dinov2Config(**kwargs)
-
-
-def _supports_registers() -> bool:
-    return hasattr(transformers.Dinov2Config(), "num_register_tokens")
 
 
 def _perturb_(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -59,15 +55,10 @@ def _assert_same_state(a: dict, b: dict) -> None:
 
 @pytest.mark.parametrize("num_register_tokens", [0, 4])
 def test_feature_map_is_row_major_patch_tokens(num_register_tokens):
-    if num_register_tokens and not _supports_registers():
-        assert hasattr(transformers, "Dinov2WithRegistersConfig")
-        pytest.skip(
-            "this transformers' Dinov2Config has no num_register_tokens: registers live in the separate "
-            "Dinov2WithRegistersConfig/Model, which DINOv2Backbone does not wrap (it rejects such configs)"
-        )
     backbone = _backbone(num_register_tokens)
     # An independent transformers model with the same weights gives the token sequence.
-    reference = transformers.Dinov2Model(_dinov2_config(num_register_tokens)).eval()
+    model_cls = transformers.Dinov2WithRegistersModel if num_register_tokens else transformers.Dinov2Model
+    reference = model_cls(_dinov2_config(num_register_tokens)).eval()
     reference.load_state_dict(backbone.model.state_dict())
     pixels = _pixels()
     with torch.no_grad():
@@ -87,18 +78,16 @@ def test_feature_map_is_row_major_patch_tokens(num_register_tokens):
 
 
 def test_feature_map_follows_image_layout():
-    """Changing one 14x14 image patch changes the matching map cell (and, via attention, others)."""
+    """With attention switched off, editing one 14x14 image patch changes only its own map cell."""
     backbone = _backbone()
     pixels = _pixels(batch=1)
     edited = pixels.clone()
     edited[:, :, 0:PATCH, PATCH : 2 * PATCH] += 3.0  # top-right patch: row 0, col 1
     with torch.no_grad():
-        # With attention switched off only the patch's own token changes: zero the attention output.
+        # Zero each attention output projection (o_proj in transformers 5, output.dense in 4).
         for layer in backbone.model.encoder.layer:
             attention = layer.attention
-            out_proj = (
-                attention.o_proj if hasattr(attention, "o_proj") else attention.output.dense
-            )  # transformers 5 / 4
+            out_proj = attention.o_proj if hasattr(attention, "o_proj") else attention.output.dense
             out_proj.weight.zero_()
             out_proj.bias.zero_()
         delta = (backbone(edited) - backbone(pixels)).abs().sum(1)[0]  # (2, 2)
@@ -147,30 +136,22 @@ def test_from_dinov2_local_folder_loads_saved_weights(tmp_path):
         torch.testing.assert_close(backbone(pixels)[:, :, 1, 0], tokens[:, 1 + 2], rtol=0, atol=0)
 
 
-def _registers_config():
-    if not hasattr(transformers, "Dinov2WithRegistersConfig"):
-        pytest.skip("this transformers has no Dinov2WithRegistersConfig")
-    return transformers.Dinov2WithRegistersConfig(
-        hidden_size=HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        patch_size=PATCH,
-        image_size=RES,
-        num_register_tokens=4,
-    )
+def test_from_dinov2_keeps_the_register_tokens_of_a_with_registers_checkpoint(tmp_path):
+    """A plain Dinov2Model would silently drop them and give different features."""
+    torch.manual_seed(0)
+    saved = _perturb_(transformers.Dinov2WithRegistersModel(_dinov2_config(4)), 5).eval()
+    saved.save_pretrained(tmp_path / "regs")
+    backbone = DINOv2Backbone.from_dinov2(tmp_path / "regs", input_resolution=RES).eval()
+    _assert_same_state(backbone.model.state_dict(), saved.state_dict())
+    pixels = _pixels()
+    with torch.no_grad():
+        tokens = saved(pixel_values=pixels).last_hidden_state
+        torch.testing.assert_close(backbone(pixels)[:, :, 0, 1], tokens[:, 1 + 4 + 1], rtol=0, atol=0)
 
 
-def test_from_dinov2_rejects_with_registers_checkpoint(tmp_path):
-    """Loading it into a plain Dinov2Model would silently drop the register tokens (wrong features)."""
-    transformers.Dinov2WithRegistersModel(_registers_config()).save_pretrained(tmp_path / "regs")
-    with pytest.raises(ValueError, match="dinov2_with_registers"):
-        DINOv2Backbone.from_dinov2(tmp_path / "regs", input_resolution=RES)
-
-
-def test_with_registers_config_is_rejected():
-    with pytest.raises(ValueError, match="dinov2_with_registers"):
-        DINOv2Backbone(dinov2_config=_registers_config().to_dict(), input_resolution=RES)
+def test_other_model_types_are_refused():
+    with pytest.raises(ValueError, match="'vit'"):
+        DINOv2Backbone(dinov2_config={"model_type": "vit"}, input_resolution=RES)
 
 
 def test_from_dinov2_missing_path_raises(tmp_path):

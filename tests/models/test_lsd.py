@@ -243,3 +243,15 @@ def test_pixel_unshuffle_autoencoder_is_lossless():
     assert z.shape == (2, 48, 16, 16)
     torch.testing.assert_close(z[:, :16].reshape(2, 4, 4, 16, 16)[:, 1, 2, 3, 5], 2.0 * x[:, 0, 3 * 4 + 1, 5 * 4 + 2])
     torch.testing.assert_close(vae.decode_latents(z), x)
+
+
+def test_bf16_autocast_keeps_the_loss_in_float32_and_close_to_fp32(tiny_model, images):
+    reference = tiny_model.training_loss(images, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = tiny_model.training_loss(images, generator=torch.Generator().manual_seed(0))
+    assert mixed.encoding.slots.dtype == torch.bfloat16  # the networks ran in bf16 ...
+    assert mixed.loss.dtype == torch.float32 and mixed.mse.dtype == torch.float32  # ... the MSE did not
+    # bf16 has an 8-bit mantissa (relative step 2**-8 = 0.4%); the loss averages many such errors
+    assert mixed.loss.item() == pytest.approx(reference.loss.item(), rel=2e-2)
+    mixed.loss.backward()
+    assert all(p.grad is not None for p in tiny_model.parameters() if p.requires_grad)
