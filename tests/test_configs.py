@@ -105,6 +105,10 @@ def test_bad_configs_name_the_problem(tmp_path):
     bad_class["backbone"]["_class_name"] = "ResNet50"
     with pytest.raises(ValueError, match="'backbone'.*ResNet50"):
         build_model(bad_class)
+    bad_scheduler = json.loads(json.dumps(config))
+    bad_scheduler["scheduler"]["beta_shedule"] = "linear"
+    with pytest.raises(ValueError, match="'scheduler'.*beta_shedule"):
+        build_model(bad_scheduler)
     bad_objective = json.loads(json.dumps(config))
     bad_objective["objective"]["snr"] = 5
     with pytest.raises(ValueError, match="'objective'.*snr"):

@@ -75,8 +75,6 @@ def build_component(spec: dict[str, Any], field: str):
     cls = classes[class_name]
     if "pretrained" in spec:
         return _load_pretrained(cls, spec, field)
-    if class_name == "DDPMScheduler":
-        return cls.from_config(spec)
     from lsd.models._config import init_defaults
 
     unknown = set(spec) - set(init_defaults(cls))

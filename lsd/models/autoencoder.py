@@ -11,6 +11,8 @@ Two kinds are supported behind one pair of functions (:func:`encode_latents`,
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
@@ -33,6 +35,15 @@ class PixelUnshuffleAutoencoder(ModelMixin, ConfigMixin):
         super().__init__()
         if factor < 1:
             raise ValueError(f"factor must be >= 1, got {factor}")
+
+    # It has no weights: diffusers' ModelMixin would write no weights file and then refuse to load
+    # the folder, so it persists as its config alone.
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        self.save_config(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> PixelUnshuffleAutoencoder:
+        return cls.from_config(cls.load_config(pretrained_model_name_or_path))
 
     @property
     def latent_channels(self) -> int:

@@ -84,7 +84,8 @@ class LatentSlotDiffusion(nn.Module):
 
     Args:
         backbone: pixels ``(B, 3, R, R)`` -> features ``(B, C, h, w)`` (:class:`CNNBackbone` or
-            :class:`~lsd.models.dinov2.DINOv2Backbone`).
+            :class:`~lsd.models.dinov2.DINOv2Backbone`); any module exposing ``feature_channels``
+            (``C``) and ``feature_resolution`` (``h == w``) works.
         slot_attention: :class:`SlotAttention` with ``input_size == C``, ``input_resolution == h``.
         unet: the denoiser, any ``UNet2DConditionModel`` (usually :class:`SlotConditionedUNet`)
             with ``cross_attention_dim == slot_attention.out_size``.

@@ -11,6 +11,10 @@ from lsd.models.autoencoder import PixelUnshuffleAutoencoder
 from lsd.models.lsd import DiffusionObjective, LatentSlotDiffusion, attention_to_segmentation
 
 
+def public(config):
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
 def tiny(seed=0, **slot_attention):
     config = load_config("tiny")
     config["slot_attention"].update(slot_attention)
@@ -188,8 +192,12 @@ def test_kernel_backend(tiny_model):
         tiny_model.set_kernel_backend("cutlass")
 
 
-def test_save_load_round_trip_is_exact(tmp_path, images):
+@pytest.mark.parametrize("latent", ["kl", "pixel_unshuffle"])
+def test_save_load_round_trip_is_exact(tmp_path, images, latent):
     config = load_config("tiny")
+    if latent == "pixel_unshuffle":  # parameter-free autoencoder, as in the cpu config
+        config["vae"] = {"_class_name": "PixelUnshuffleAutoencoder", "factor": 2, "scaling_factor": 2.0}
+        config["unet"]["in_channels"] = config["unet"]["out_channels"] = 12
     config["objective"].update(noise_offset=0.05, snr_gamma=5.0)
     config["frozen"] = ["backbone"]
     torch.manual_seed(0)
@@ -197,10 +205,11 @@ def test_save_load_round_trip_is_exact(tmp_path, images):
     model.save_pretrained(tmp_path / "model")
     loaded = LatentSlotDiffusion.from_pretrained(tmp_path / "model")
     assert loaded.objective == DiffusionObjective(noise_offset=0.05, snr_gamma=5.0)
+    assert type(loaded.vae) is type(model.vae)
+    assert public(loaded.vae.config) == public(model.vae.config)
     assert loaded.frozen == ("backbone",) and not any(p.requires_grad for p in loaded.backbone.parameters())
     assert loaded.state_dict().keys() == model.state_dict().keys()
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
-    public = lambda cfg: {k: v for k, v in cfg.items() if not k.startswith("_")}  # noqa: E731
     assert public(loaded.scheduler.config) == public(model.scheduler.config)
     a = model.training_loss(images, generator=torch.Generator().manual_seed(7)).loss
     b = loaded.training_loss(images, generator=torch.Generator().manual_seed(7)).loss
