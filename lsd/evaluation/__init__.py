@@ -1,0 +1,1 @@
+"""Evaluating a trained LSD: segmentation metrics and property prediction on a dataset."""

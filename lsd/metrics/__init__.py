@@ -1,0 +1,1 @@
+"""Segmentation metrics (FG-ARI, mBO, mIoU), property-prediction probes and FID."""

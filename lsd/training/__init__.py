@@ -1,0 +1,1 @@
+"""Training LSD with accelerate: config files, the loop, checkpoints and resume."""
