@@ -60,7 +60,7 @@ Autoencoder = AutoencoderKL | PixelUnshuffleAutoencoder
 
 
 def encode_latents(
-    vae: Autoencoder, pixel_values: torch.Tensor, generator: torch.Generator | None = None
+    vae: Autoencoder, pixel_values: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
 ) -> torch.Tensor:
     """Pixels ``(B, 3, R, R)`` in [-1, 1] -> scaled latents ``(B, c, R/f, R/f)`` (no gradient)."""
     with torch.no_grad():

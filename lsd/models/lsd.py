@@ -191,7 +191,9 @@ class LatentSlotDiffusion(nn.Module):
         features = self.backbone(pixel_values if backbone_pixel_values is None else backbone_pixel_values)
         return self.slot_attention(features, noise=noise)
 
-    def encode_latents(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def encode_latents(
+        self, pixel_values: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
+    ) -> torch.Tensor:
         """Pixels ``(B, 3, R, R)`` -> scaled VAE latents (sampled from the posterior, no grad)."""
         return encode_latents(self._require_vae(), pixel_values, generator)
 
@@ -223,43 +225,55 @@ class LatentSlotDiffusion(nn.Module):
         return attention_to_segmentation(attn, size)
 
     # -- training ------------------------------------------------------------------------------
+    def forward(self, pixel_values: torch.Tensor, **kwargs: Any) -> TrainingLossOutput:
+        """Same as :meth:`training_loss` (so that DDP wrappers see a ``forward`` call)."""
+        return self.training_loss(pixel_values, **kwargs)
+
     def training_loss(
         self,
         pixel_values: torch.Tensor,
         *,
         backbone_pixel_values: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         noise: torch.Tensor | None = None,
         timesteps: torch.Tensor | None = None,
         slot_noise: torch.Tensor | None = None,
+        slot_permutation: torch.Tensor | None = None,
     ) -> TrainingLossOutput:
-        """The LSD denoising loss of a batch; every random draw comes from ``generator`` (or the
-        global RNG) unless given: ``noise`` (latent-shaped), ``timesteps`` ``(B,)``,
-        ``slot_noise`` ``(B, S, slot_size)``."""
+        """The LSD denoising loss of a batch.
+
+        Every random draw comes from ``generator`` (or the global RNG) unless given explicitly:
+        ``noise`` (latent-shaped), ``timesteps`` ``(B,)``, ``slot_noise`` ``(B, S, slot_size)``.
+        ``generator`` may be a list with one generator per sample; sample ``i`` then draws, in this
+        order, its VAE posterior sample, noise, offset noise, timestep and slot noise from
+        ``generator[i]`` alone, so a sample's loss does not depend on the rest of the batch (how
+        multi-process training reproduces single-process training).
+        ``slot_permutation`` ``(B,)``: condition image ``i`` on the slots of image
+        ``slot_permutation[i]`` (the "does the decoder use its slots" diagnostic).
+        """
         obj, sched = self.objective, self.scheduler
         latents = self.encode_latents(pixel_values, generator)
         batch, device = latents.shape[0], latents.device
         if noise is None:
             noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=latents.dtype)
         if obj.noise_offset:
-            offset = randn_tensor(
-                (batch, latents.shape[1], 1, 1), generator=generator, device=device, dtype=latents.dtype
+            offset_shape = (batch, latents.shape[1], 1, 1)
+            noise = noise + obj.noise_offset * randn_tensor(
+                offset_shape, generator=generator, device=device, dtype=latents.dtype
             )
-            noise = noise + obj.noise_offset * offset
         if timesteps is None:
             high = (obj.max_timestep if obj.max_timestep is not None else sched.config.num_train_timesteps - 1) + 1
-            gen_device = generator.device if generator is not None else device
-            timesteps = torch.randint(obj.min_timestep, high, (batch,), generator=generator, device=gen_device)
+            timesteps = _randint(obj.min_timestep, high, batch, generator, device)
         timesteps = timesteps.to(device=device, dtype=torch.long)
         if slot_noise is None and not self.slot_attention.config.learnable_slot_init:
             sa = self.slot_attention.config
-            slot_noise = randn_tensor(
-                (batch, sa.num_slots, sa.slot_size), generator=generator, device=device, dtype=self.slot_attention.dtype
-            )
+            shape = (batch, sa.num_slots, sa.slot_size)
+            slot_noise = randn_tensor(shape, generator=generator, device=device, dtype=self.slot_attention.dtype)
 
         noisy = sched.add_noise(latents, noise, timesteps)
         encoding = self.encode(pixel_values, noise=slot_noise, backbone_pixel_values=backbone_pixel_values)
-        pred = self.unet(noisy, timesteps, encoder_hidden_states=encoding.slots).sample
+        slots = encoding.slots if slot_permutation is None else encoding.slots[slot_permutation.to(device)]
+        pred = self.unet(noisy, timesteps, encoder_hidden_states=slots).sample
         if sched.config.prediction_type == "epsilon":
             target = noise
         else:
@@ -270,6 +284,39 @@ class LatentSlotDiffusion(nn.Module):
         else:
             loss = (mse * self.min_snr_weights(timesteps)).mean()
         return TrainingLossOutput(loss=loss, mse=mse, timesteps=timesteps, encoding=encoding)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        slots: torch.Tensor,
+        num_inference_steps: int = 25,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        sampler: str = "dpm",
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Decode slots ``(B, S, out_size)`` to images ``(B, 3, R, R)`` in [-1, 1] (clamped).
+
+        The release's validation sampler: DPM-Solver++ multistep (``sampler="dpm"``) or DDIM
+        (``"ddim"``) built from this model's training scheduler config, guidance scale 1.0 (no
+        classifier-free guidance: LSD has no unconditional branch).
+        """
+        from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+        from tqdm.auto import tqdm
+
+        classes = {"dpm": DPMSolverMultistepScheduler, "ddim": DDIMScheduler}
+        if sampler not in classes:
+            raise ValueError(f"sampler must be one of {sorted(classes)}, got {sampler!r}")
+        scheduler = classes[sampler].from_config(self.scheduler.config)
+        scheduler.set_timesteps(num_inference_steps, device=slots.device)
+        cfg = self.unet.config
+        shape = (slots.shape[0], cfg.in_channels, cfg.sample_size, cfg.sample_size)
+        latents = randn_tensor(shape, generator=generator, device=slots.device, dtype=slots.dtype)
+        latents = latents * scheduler.init_noise_sigma
+        for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress):
+            model_input = scheduler.scale_model_input(latents, t)
+            pred = self.unet(model_input, t, encoder_hidden_states=slots).sample
+            latents = scheduler.step(pred, t, latents).prev_sample
+        return self.decode_latents(latents).clamp(-1, 1)
 
     def min_snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
         """min-SNR-gamma weights ``(B,)``: ``min(snr, gamma) / snr`` for epsilon targets,
@@ -348,6 +395,19 @@ class LatentSlotDiffusion(nn.Module):
         return cls(
             objective=DiffusionObjective(**meta.get("objective", {})), frozen=meta.get("frozen", ()), **components
         )
+
+
+def _randint(
+    low: int, high: int, batch: int, generator: torch.Generator | list[torch.Generator] | None, device: torch.device
+) -> torch.Tensor:
+    """``(batch,)`` integers in ``[low, high)``; one draw per generator when given a list."""
+    if isinstance(generator, list):
+        if len(generator) != batch:
+            raise ValueError(f"got {len(generator)} generators for a batch of {batch}")
+        draws = [torch.randint(low, high, (1,), generator=g, device=g.device) for g in generator]
+        return torch.cat(draws).to(device)
+    gen_device = generator.device if generator is not None else device
+    return torch.randint(low, high, (batch,), generator=generator, device=gen_device).to(device)
 
 
 def attention_to_segmentation(attn: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

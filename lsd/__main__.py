@@ -1,0 +1,5 @@
+import sys
+
+from lsd.cli import main
+
+sys.exit(main())

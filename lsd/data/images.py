@@ -1,0 +1,100 @@
+"""The release's glob image dataset: every image under a root matching a glob, split by portion."""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from lsd.data.transforms import imagenet_normalise, resize_and_crop, to_model_range
+
+
+def split_files(files: list[str], portion: tuple[float, float] | None, seed: int = 42) -> list[str]:
+    """The release's split rule: sort, shuffle with ``random.Random(seed)`` (release: 42) when a
+    portion other than (0, 1) is asked for, then keep ``files[int(n * lo):int(n * hi)]``."""
+    files = sorted(files)
+    if portion is None or tuple(portion) == (0.0, 1.0):
+        return files
+    lo, hi = portion
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"portion must satisfy 0 <= lo <= hi <= 1, got {portion}")
+    random.Random(seed).shuffle(files)
+    return files[int(len(files) * lo) : int(len(files) * hi)]
+
+
+def read_rgb(path: str | os.PathLike) -> Image.Image:
+    """Open an image as RGB, fully decoded; a clear error names an unreadable or truncated file."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError, SyntaxError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
+
+
+class GlobImageDataset(Dataset):
+    """Images under ``root`` matching ``pattern`` (recursive ``**`` allowed), release-style.
+
+    Items: ``{"pixel_values": (3, R, R) float32 in [-1, 1], "index": int}`` plus
+    ``"backbone_pixel_values"`` (ImageNet-normalised, ``dinov2_resolution`` px, bicubic) when
+    ``dinov2_resolution`` is set. With ``flip``, an image is mirrored left-right with probability
+    1/2, decided by ``(seed, epoch, index)`` so that runs and resumed runs see the same flips
+    (call :meth:`set_epoch`).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        resolution: int,
+        pattern: str = "**/*.png",
+        portion: tuple[float, float] | None = None,
+        flip: bool = False,
+        dinov2_resolution: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"data folder {root} does not exist")
+        files = globlib.glob(os.path.join(str(root), pattern), recursive=True)
+        self.files = split_files(files, portion)
+        if not self.files:
+            raise FileNotFoundError(f"no images match {pattern!r} under {root} (portion {portion})")
+        self.resolution = resolution
+        self.flip = flip
+        self.dinov2_resolution = dinov2_resolution
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def get(self, index: int, epoch: int) -> dict[str, torch.Tensor | int]:
+        """The item ``index`` as seen in ``epoch`` (flips depend on the epoch)."""
+        image = read_rgb(self.files[index])
+        if self._flips(index, epoch):
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        item: dict[str, torch.Tensor | int] = {
+            "pixel_values": to_model_range(resize_and_crop(image, self.resolution)),
+            "index": index,
+        }
+        if self.dinov2_resolution:
+            view = resize_and_crop(image, self.dinov2_resolution, resample=Image.BICUBIC)
+            item["backbone_pixel_values"] = imagenet_normalise(view)
+        return item
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _flips(self, index: int, epoch: int) -> bool:
+        if not self.flip:
+            return False
+        return bool(np.random.default_rng((self.seed, epoch, index)).random() < 0.5)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        return self.get(index, self.epoch)

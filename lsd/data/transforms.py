@@ -1,0 +1,61 @@
+"""Image transforms (PIL + numpy; torchvision is deliberately not used).
+
+Conventions: images come out as float32 ``(3, R, R)`` tensors in [-1, 1] (``x / 127.5 - 1``)
+or, for DINOv2, ImageNet-normalised. Resizing follows torchvision's ``Resize(R)`` +
+``CenterCrop(R)`` as the release uses them: the SHORTEST side goes to ``R`` (bilinear with
+antialiasing, PIL), then the centre ``R x R`` is cut, with the top-left corner at
+``round((h - R) / 2), round((w - R) / 2)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resize_shortest_side(image: Image.Image, size: int, resample: int = Image.BILINEAR) -> Image.Image:
+    """Scale so that the shorter side equals ``size`` (the longer side is truncated, as torchvision)."""
+    width, height = image.size
+    if min(width, height) == size:
+        return image
+    if width <= height:
+        new_w, new_h = size, int(size * height / width)
+    else:
+        new_w, new_h = int(size * width / height), size
+    return image.resize((new_w, new_h), resample=resample)
+
+
+def center_crop(image: Image.Image, size: int) -> Image.Image:
+    width, height = image.size
+    if width < size or height < size:
+        raise ValueError(f"cannot centre-crop {size}x{size} from a {width}x{height} image")
+    top = int(round((height - size) / 2.0))
+    left = int(round((width - size) / 2.0))
+    return image.crop((left, top, left + size, top + size))
+
+
+def resize_and_crop(image: Image.Image, size: int, resample: int = Image.BILINEAR) -> Image.Image:
+    """The release's image transform: shortest side to ``size``, then the centre square."""
+    return center_crop(resize_shortest_side(image, size, resample), size)
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float32 ``(3, H, W)`` in [0, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def to_model_range(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float32 ``(3, H, W)`` in [-1, 1]."""
+    return to_tensor(image) * 2.0 - 1.0
+
+
+def imagenet_normalise(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> ImageNet-normalised float32 ``(3, H, W)`` (DINOv2's input)."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (to_tensor(image) - mean) / std
