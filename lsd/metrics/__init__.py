@@ -1,1 +1,53 @@
-"""Segmentation metrics (FG-ARI, mBO, mIoU), property-prediction probes and FID."""
+"""Segmentation metrics (FG-ARI, mBO, mIoU), property-prediction probes and FID.
+
+Conventions are those of spec/metrics.md and the LSD release; each module's docstring pins them:
+
+- :mod:`lsd.metrics.ari` -- ``fg_ari``: per-image foreground ARI with sklearn's semantics.
+- :mod:`lsd.metrics.matching` -- IoU, the release's cosine cost, Hungarian matching, ties.
+- :mod:`lsd.metrics.segmentation` -- ``segmentation_scores`` (``fg_ari``, ``mbo``, ``miou``,
+  ``mbo_image``, ``miou_image``), ``SegmentationAccumulator``, ``match_slots``.
+- :mod:`lsd.metrics.probes` -- property prediction from matched slots.
+- :mod:`lsd.metrics.fid` / :mod:`lsd.metrics.inception` -- Frechet distance and the FID
+  Inception-v3 feature extractor (weights from a local file).
+
+``import lsd`` does not import this package; ``import lsd.metrics`` loads torch, numpy and scipy.
+"""
+
+from lsd.metrics.ari import ari_from_contingency, fg_ari
+from lsd.metrics.contingency import contingency_tables
+from lsd.metrics.fid import FeatureStatistics, feature_statistics, fid_from_features, frechet_distance
+from lsd.metrics.inception import FID_WEIGHTS_FILENAME, FID_WEIGHTS_URL, InceptionFeatureExtractor
+from lsd.metrics.matching import assign_slots, iou_from_contingency, release_cosine_cost
+from lsd.metrics.probes import collect_matched, fit_property_probes, normalize_minmax, probe_split
+from lsd.metrics.segmentation import (
+    SegmentationAccumulator,
+    SegmentationEvaluation,
+    evaluate_segmentation,
+    match_slots,
+    segmentation_scores,
+)
+
+__all__ = [
+    "FID_WEIGHTS_FILENAME",
+    "FID_WEIGHTS_URL",
+    "FeatureStatistics",
+    "InceptionFeatureExtractor",
+    "SegmentationAccumulator",
+    "SegmentationEvaluation",
+    "ari_from_contingency",
+    "assign_slots",
+    "collect_matched",
+    "contingency_tables",
+    "evaluate_segmentation",
+    "feature_statistics",
+    "fg_ari",
+    "fid_from_features",
+    "fit_property_probes",
+    "frechet_distance",
+    "iou_from_contingency",
+    "match_slots",
+    "normalize_minmax",
+    "probe_split",
+    "release_cosine_cost",
+    "segmentation_scores",
+]

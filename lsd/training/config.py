@@ -8,7 +8,6 @@ fields are errors that name the field. The resolved config is saved beside every
 
 from __future__ import annotations
 
-
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
