@@ -1,0 +1,232 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lsd.training.trainer import NonFiniteLossError, Trainer, list_checkpoints
+
+
+def weights(trainer):
+    return {k: v.detach().clone() for k, v in trainer.unwrapped.state_dict().items()}
+
+
+def assert_bitwise_equal(a, b):
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert different == [], f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_at(step_to_stop):
+    def hook(step, trainer):
+        if step == step_to_stop:
+            raise Interrupt
+
+    return hook
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 3], ids=["before-first-checkpoint", "at-checkpoint", "between"])
+def test_killed_and_resumed_run_equals_uninterrupted_run_bitwise(make_config, tmp_path, stop_after):
+    reference = Trainer(make_config(output_dir=str(tmp_path / "ref"), train={"grad_accum": 2}))
+    reference.train()
+    expected = weights(reference)
+
+    config = make_config(output_dir=str(tmp_path / "resumed"), train={"grad_accum": 2})
+    with pytest.raises(Interrupt):
+        Trainer(config, on_step_end=interrupt_at(stop_after)).train()
+    resumed = Trainer(config)
+    resumed.train(resume="latest")
+    assert resumed.step == 4
+    assert_bitwise_equal(weights(resumed), expected)
+    # optimizer state too
+    a, b = reference.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert all(torch.equal(a[i]["exp_avg_sq"], b[i]["exp_avg_sq"]) for i in a)
+    # the log holds each step once, as the uninterrupted run's
+    steps = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_checkpoints_are_complete_limited_and_carry_the_resolved_config(make_config, tmp_path):
+    config = make_config(checkpoint={"every": 1, "total_limit": 2})
+    Trainer(config).train()
+    found = list_checkpoints(config.output_dir)
+    assert [p.name for p in found] == ["checkpoint-00000003", "checkpoint-00000004"]
+    for ckpt in found:
+        assert {p.name for p in ckpt.iterdir()} == {
+            "model",
+            "training_state.pt",
+            "train_config.json",
+            "trainer_state.json",
+        }
+        assert json.loads((ckpt / "train_config.json").read_text()) == config.to_dict()
+    assert not [p for p in (Path(config.output_dir) / "checkpoints").iterdir() if p.name.startswith(".")]
+    import lsd
+
+    model = lsd.LatentSlotDiffusion.from_pretrained(found[-1] / "model")  # a usable diffusers-layout model
+    assert model.encode(torch.zeros(1, 3, 32, 32)).slots.shape == (1, 4, 16)
+
+
+def test_crash_while_writing_a_checkpoint_leaves_the_previous_one_usable(make_config, monkeypatch):
+    config = make_config()
+    trainer = Trainer(config, on_step_end=None)
+    original = torch.save
+    calls = {"n": 0}
+
+    def flaky_save(obj, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second checkpoint (step 4) dies half-written
+            raise OSError("disk full")
+        return original(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", flaky_save)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.train()
+    monkeypatch.setattr(torch, "save", original)
+    assert [p.name for p in list_checkpoints(config.output_dir)] == ["checkpoint-00000002"]
+    assert not [p for p in (Path(config.output_dir) / "checkpoints").iterdir() if p.name.startswith(".")]
+    resumed = Trainer(config)
+    resumed.train(resume="latest")
+    assert resumed.step == 4
+
+
+def first_step_gradients(trainer, monkeypatch):
+    """The gradients the optimizer sees at its first step (Adam's first update is ~lr * sign(g), which
+    would turn float-reordering noise on near-zero gradients into full-size differences)."""
+    grads = {}
+    original = trainer.optimizer.step
+
+    def capture(*args, **kwargs):
+        if not grads:
+            grads.update(
+                {n: p.grad.detach().clone() for n, p in trainer.unwrapped.named_parameters() if p.grad is not None}
+            )
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.optimizer, "step", capture)
+    trainer.train()
+    return grads
+
+
+def test_gradient_accumulation_equals_the_larger_batch(make_config, tmp_path, monkeypatch):
+    big = Trainer(
+        make_config(output_dir=str(tmp_path / "big"), train={"batch_size": 4, "grad_accum": 1, "max_steps": 1})
+    )
+    accumulated = Trainer(
+        make_config(output_dir=str(tmp_path / "acc"), train={"batch_size": 2, "grad_accum": 2, "max_steps": 1})
+    )
+    a, b = first_step_gradients(big, monkeypatch), first_step_gradients(accumulated, monkeypatch)
+    assert a.keys() == b.keys() and len(a) > 0
+    scale = max(g.abs().max().item() for g in a.values())
+    for key in a:  # mean of two half-batch means (each / 2) == the full-batch mean, up to float reordering
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6 * scale, msg=key)
+
+
+def test_optimizer_steps_exactly_every_n_micro_batches(make_config, monkeypatch):
+    trainer = Trainer(make_config(train={"batch_size": 2, "grad_accum": 3, "max_steps": 2}))
+    steps, micro = [], []
+    original_step = trainer.optimizer.step
+    original_loss = trainer._micro_batch_loss
+
+    def counting_step(*args, **kwargs):
+        steps.append(len(micro))
+        return original_step(*args, **kwargs)
+
+    def counting_loss(batch, micro_step, **kwargs):
+        if not kwargs:
+            micro.append(micro_step)
+        return original_loss(batch, micro_step, **kwargs)
+
+    monkeypatch.setattr(trainer.optimizer, "step", counting_step)
+    monkeypatch.setattr(trainer, "_micro_batch_loss", counting_loss)
+    trainer.train()
+    assert steps == [3, 6]
+    assert micro == [0, 1, 2, 3, 4, 5]
+
+
+def test_encoder_group_uses_the_scaled_learning_rate(make_config):
+    trainer = Trainer(make_config())
+    groups = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
+    assert groups == {"encoder": pytest.approx(2e-3), "decoder": pytest.approx(1e-3)}
+
+
+def test_nan_loss_stops_with_the_step_and_saves_the_last_good_state(make_config, monkeypatch):
+    trainer = Trainer(make_config(train={"max_steps": 6}))
+    dataset = trainer.dataset
+    original = dataset.get
+
+    def poisoned(index, epoch):
+        item = original(index, epoch)
+        if trainer.step == 2:  # images of step 3 are corrupt
+            item["pixel_values"] = item["pixel_values"] * float("nan")
+        return item
+
+    monkeypatch.setattr(dataset, "get", poisoned)
+    snapshot = {}
+    trainer.on_step_end = lambda step, t: snapshot.update(weights(t)) if step == 2 else None
+    with pytest.raises(
+        NonFiniteLossError, match=r"non-finite loss \(nan\) at step 3 .*after step 2.*checkpoint-00000002"
+    ):
+        trainer.train()
+    saved = trainer.output_dir / "checkpoints" / "checkpoint-00000002"
+    import lsd
+
+    state = lsd.LatentSlotDiffusion.from_pretrained(saved / "model").state_dict()
+    assert all(torch.isfinite(v).all() for v in state.values())
+    assert_bitwise_equal(state, snapshot)
+    assert json.loads((saved / "trainer_state.json").read_text())["stopped"] == "non-finite loss"
+
+
+def test_bad_inputs_are_clear_errors(make_config, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Trainer(make_config(data={"kind": "glob", "root": str(tmp_path / "missing")}))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no images match"):
+        Trainer(make_config(data={"kind": "glob", "root": str(empty)}))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for i in range(4):
+        (broken / f"{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    trainer = Trainer(make_config(data={"kind": "glob", "root": str(broken)}))
+    with pytest.raises(ValueError, match=r"cannot read image .*\d\.png"):
+        trainer.train()
+    few = tmp_path / "few"
+    few.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(few / "only.png")
+    with pytest.raises(ValueError, match="fewer than one global batch"):
+        Trainer(make_config(data={"kind": "glob", "root": str(few)}))
+
+
+def test_multi_process_first_update_equals_single_process(make_config, tmp_path):
+    """`accelerate launch --num_processes 2 --cpu` (gloo) with batch 2 per process == 1 process with batch 4."""
+    single = Trainer(make_config(output_dir=str(tmp_path / "single"), train={"batch_size": 4, "max_steps": 1}))
+    single.train()
+    config = make_config(output_dir=str(tmp_path / "multi"), train={"batch_size": 2, "max_steps": 1})
+    config_path = tmp_path / "multi.json"
+    config_path.write_text(json.dumps(config.to_dict()))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lsd", "train", "--config", str(config_path)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import lsd
+
+    multi = lsd.LatentSlotDiffusion.from_pretrained(
+        tmp_path / "multi" / "checkpoints" / "checkpoint-00000001" / "model"
+    )
+    expected = weights(single)
+    got = multi.state_dict()
+    changed = 0
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value, rtol=1e-5, atol=1e-6, msg=key)
+        changed += 1
+    assert changed == len(expected)
