@@ -1,0 +1,58 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lsd.data.images import GlobImageDataset, split_files
+from lsd.data.transforms import center_crop, resize_and_crop, to_model_range
+
+
+def test_split_rule_partitions_and_is_the_release_shuffle():
+    files = [f"img_{i:03d}.png" for i in range(50)]
+    train = split_files(list(reversed(files)), (0.0, 0.9))
+    held = split_files(files, (0.9, 1.0))
+    assert len(train) == 45 and len(held) == 5 and set(train).isdisjoint(held) and set(train) | set(held) == set(files)
+    shuffled = sorted(files)
+    random.Random(42).shuffle(shuffled)  # the release: sorted, then random.Random(42).shuffle
+    assert train == shuffled[:45]
+    assert split_files(list(reversed(files)), None) == files
+    with pytest.raises(ValueError, match="portion"):
+        split_files(files, (0.5, 0.2))
+
+
+def test_resize_shortest_side_then_centre_crop_geometry():
+    # 8 wide x 4 high, each column a distinct value; shortest side 4 -> no resize, crop columns 2..5
+    array = np.repeat(np.arange(8, dtype=np.uint8)[None, :, None] * 30, 4, axis=0).repeat(3, axis=2)
+    image = Image.fromarray(array)
+    cropped = np.asarray(resize_and_crop(image, 4))
+    assert cropped.shape == (4, 4, 3) and cropped[0, :, 0].tolist() == [60, 90, 120, 150]
+    # odd margin: torchvision rounds the offset: (7 - 4) / 2 = 1.5 -> 2
+    assert center_crop(Image.new("RGB", (7, 4)), 4).size == (4, 4)
+    assert np.asarray(center_crop(Image.fromarray(array[:, :7]), 4))[0, 0, 0] == 60
+    assert resize_and_crop(Image.new("RGB", (100, 50)), 20).size == (20, 20)
+
+
+def test_model_range():
+    image = Image.fromarray(np.array([[[0, 255, 51]]], dtype=np.uint8))
+    torch.testing.assert_close(to_model_range(image)[:, 0, 0], torch.tensor([-1.0, 1.0, -0.6]))
+
+
+def test_glob_dataset_items_flips_and_errors(tmp_path):
+    for i in range(6):
+        Image.fromarray(np.full((8, 12, 3), i * 40, dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "ignored.txt").write_text("x")
+    dataset = GlobImageDataset(tmp_path, 8, "*.png", flip=True, dinov2_resolution=14, seed=0)
+    assert len(dataset) == 6
+    item = dataset.get(2, epoch=0)
+    assert item["pixel_values"].shape == (3, 8, 8) and item["backbone_pixel_values"].shape == (3, 14, 14)
+    flips = [dataset._flips(i, e) for i in range(6) for e in range(10)]
+    assert 10 < sum(flips) < 50  # about half, decided by (seed, epoch, index)
+    assert flips == [dataset._flips(i, e) for i in range(6) for e in range(10)]
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    broken = GlobImageDataset(tmp_path, 8, "*.png")
+    with pytest.raises(ValueError, match=r"cannot read image .*bad\.png"):
+        broken[broken.files.index(str(tmp_path / "bad.png"))]
+    with pytest.raises(FileNotFoundError, match="no images match"):
+        GlobImageDataset(tmp_path, 8, "*.jpg")
