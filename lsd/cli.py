@@ -1,4 +1,4 @@
-"""The ``lsd`` command line: ``lsd train``, ``lsd synth`` (also ``python -m lsd ...``).
+"""The ``lsd`` command line: ``lsd train``, ``lsd synth``, ``lsd evaluate`` (also ``python -m lsd ...``).
 
 Multi-GPU / multi-node: ``accelerate launch [--num_processes N ...] -m lsd train --config ...``.
 """
@@ -41,6 +41,64 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from lsd.evaluation import build_dataset, evaluate, input_resolution, load_model, markdown_table, write_report
+
+    start = time.perf_counter()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is visible to torch")
+    model, kind, folder = load_model(args.checkpoint)
+    resolution = input_resolution(model)
+    dataset = build_dataset(
+        args.dataset, args.data, split=args.split, resolution=resolution, clevrtex_crop=args.clevrtex_crop
+    )
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    result = evaluate(
+        model,
+        dataset,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        matching=args.matching,
+        ties=args.ties,
+        probe_steps=args.probe_steps,
+        max_images=args.max_images,
+        device=device,
+        num_workers=args.num_workers,
+    )
+    output = Path(
+        args.output or Path("evaluation") / f"{Path(args.checkpoint).resolve().name}-{args.dataset}-{args.split}"
+    )
+    options = {"crop": args.clevrtex_crop} if args.dataset == "clevrtex" else {}
+    write_report(
+        result,
+        output,
+        checkpoint={"path": str(Path(args.checkpoint).resolve()), "kind": kind, "model_folder": str(folder.resolve())},
+        dataset={
+            "name": args.dataset,
+            "root": str(Path(args.data).resolve()),
+            "split": args.split,
+            "num_images": result.num_images,
+            "image_resolution": resolution,
+            "max_num_objects": result.max_num_objects,
+            "options": options,
+        },
+        split=args.split,
+        seed=args.seed,
+        device=device,
+        wall_time_s=time.perf_counter() - start,
+    )
+    print(markdown_table(result), end="")
+    if result.probe_note:
+        print(f"probes: {result.probe_note}")
+    print(f"results in {output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lsd", description="Latent Slot Diffusion")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +121,27 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--num-validation", type=int, default=100)
     synth.add_argument("--num-test", type=int, default=0)
     synth.set_defaults(func=_synth)
+
+    from lsd.evaluation.loading import DATASETS
+
+    evaluate = sub.add_parser("evaluate", help="object-discovery scores and property probes of a checkpoint")
+    evaluate.add_argument(
+        "--checkpoint", required=True, help="lsd model folder, lsd training checkpoint (or run) or release checkpoint"
+    )
+    evaluate.add_argument("--data", required=True, help="dataset folder (layout of the --dataset reader)")
+    evaluate.add_argument("--dataset", default="movi-e", choices=DATASETS)
+    evaluate.add_argument("--split", default="validation")
+    evaluate.add_argument("--output", default=None, help="default: evaluation/<checkpoint>-<dataset>-<split>")
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--max-images", type=int, default=None, help="evaluate the first N images only")
+    evaluate.add_argument("--matching", default="cosine", choices=["cosine", "iou"], help="cosine: the paper's")
+    evaluate.add_argument("--ties", default="canonical", choices=["canonical", "release"])
+    evaluate.add_argument("--seed", type=int, default=0, help="slot-initialisation noise")
+    evaluate.add_argument("--probe-steps", type=int, default=4000, help="0 skips the property probes")
+    evaluate.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available")
+    evaluate.add_argument("--num-workers", type=int, default=0)
+    evaluate.add_argument("--clevrtex-crop", default="lsd", choices=["lsd", "official"], help="CLEVRTex protocol")
+    evaluate.set_defaults(func=_evaluate)
     return parser
 
 

@@ -1,0 +1,319 @@
+"""Run a trained LSD over a labelled dataset: object-discovery scores and property probes.
+
+Per batch (the LSD release's evaluation, spec/metrics.md):
+
+    pixels (B, 3, R, R) --model.encode(noise)--> slots (B, S, D_out), attn (B, heads, N, S)
+    pred  = argmax_s bilinear(sum_heads attn, GT size, align_corners=False)         (B, H, W)
+    SegmentationAccumulator.update(masks, pred, visible)  -> matched (GT id, slot) pairs
+    collect_matched(slots, pairs, labels)                 -> (M_b, D_out) slots, labels
+
+then FG-ARI / mBO / mIoU over the whole dataset and one probe per property on all matched pairs
+(:func:`lsd.metrics.fit_property_probes`: 83 % train, release normalisation, AdamW).
+
+Reproducibility: the Gaussian slot initialisation of image ``i`` (its position in the dataset)
+is drawn from its own generator, seeded by ``SeedSequence((seed, i))`` (:func:`slot_noise`), so
+results depend neither on the batch size nor on ``max_images`` nor on the device's RNG; the
+probes are seeded by ``probe_seed``.
+
+A DINOv2 backbone (Stable-LSD) gets the reader's ``pixel_values``, read at the backbone's input
+size, re-normalised from [-1, 1] to ImageNet statistics (:func:`_backbone_view`); training
+resizes its view with bicubic instead of the readers' bilinear filter.
+
+Ignored pixels (COCO's ``ignore``: pixels covered by more than one instance) are left out of
+every score, as DINOSAUR zeroes them in both the GT and the predicted masks; an object left
+with no pixel is not scored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from lsd.metrics import SegmentationAccumulator, collect_matched, fit_property_probes
+from lsd.metrics.matching import Matching, Ties
+from lsd.metrics.probes import DEFAULT_SEED as DEFAULT_PROBE_SEED
+from lsd.metrics.probes import DEFAULT_STEPS as DEFAULT_PROBE_STEPS
+from lsd.metrics.probes import DEFAULT_TRAIN_FRACTION
+from lsd.models.lsd import attention_to_segmentation
+
+__all__ = ["EvaluationResult", "evaluate", "slot_noise", "DEFAULT_PROBE_SEED", "DEFAULT_PROBE_STEPS"]
+
+#: What each segmentation score averages (written into results.json).
+AVERAGING = {
+    "fg_ari": "per image over foreground pixels (GT id != 0), then mean over images",
+    "mbo": "object-averaged (paper): best IoU of every matched scored object of the dataset",
+    "miou": "object-averaged (paper): IoU of every matched (object, slot) pair of the dataset",
+    "mbo_image": "image-averaged (DINOSAUR-style): per image over every scored object, then over images",
+    "miou_image": "image-averaged: per image over its matched pairs, then over images",
+}
+
+
+def slot_noise(seed: int, indices: Sequence[int], num_slots: int, slot_size: int) -> torch.Tensor:
+    """``(len(indices), num_slots, slot_size)`` float32 standard-normal slot-init draws on the CPU.
+
+    Row ``b`` depends only on ``(seed, indices[b])``: ``torch.randn`` from a generator seeded by
+    numpy's ``SeedSequence((seed, index))``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int, got {seed!r}")
+    rows = []
+    for index in indices:
+        state = int(np.random.SeedSequence((seed, int(index))).generate_state(1, dtype=np.uint64)[0] >> 1)
+        rows.append(torch.randn((num_slots, slot_size), generator=torch.Generator().manual_seed(state)))
+    return torch.stack(rows) if rows else torch.zeros(0, num_slots, slot_size)
+
+
+def _backbone_view(model, pixel_values: torch.Tensor) -> torch.Tensor | None:
+    """The DINOv2 backbone's ImageNet-normalised input, from ``[-1, 1]`` pixels; None for a CNN backbone."""
+    from lsd.models.dinov2 import IMAGENET_MEAN, IMAGENET_STD, DINOv2Backbone
+
+    if not isinstance(model.backbone, DINOv2Backbone):
+        return None
+    mean = torch.tensor(IMAGENET_MEAN, device=pixel_values.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=pixel_values.device).view(1, 3, 1, 1)
+    return ((pixel_values + 1) / 2 - mean) / std
+
+
+@dataclass
+class EvaluationResult:
+    """Everything one evaluation measured.
+
+    Attributes:
+        metrics: ``fg_ari``, ``mbo``, ``miou`` (object-averaged, the paper's), ``mbo_image``,
+            ``miou_image`` (image-averaged), each a fraction (see :data:`AVERAGING`).
+        probes: property -> test accuracy (discrete, a fraction) or test MSE (continuous).
+        probe_kinds: property -> ``"discrete"`` / ``"continuous"``.
+        num_images, num_scored_objects: images and scored (visible foreground) GT objects.
+        num_matched_objects: matched (object, slot) pairs: the probes' samples and the objects
+            the object-averaged ``mbo`` / ``miou`` count.
+        num_slots, max_num_objects: the matching's columns and GT ids ``1..K``.
+        conventions: matching, ties, averaging, segmentation rule, noise, probe protocol.
+        probe_note: why probes were not fitted (``probe_steps=0``, too few matched objects), or None.
+        seconds: wall time of :func:`evaluate`.
+        examples: the first few images: ``pixel_values`` ``(n, 3, R, R)``, ``masks`` ``(n, H, W)``
+            (GT ids), ``pred`` ``(n, H, W)`` (slot ids), on the CPU.
+    """
+
+    metrics: dict[str, float]
+    probes: dict[str, float]
+    probe_kinds: dict[str, str]
+    num_images: int
+    num_scored_objects: int
+    num_matched_objects: int
+    num_slots: int
+    max_num_objects: int
+    conventions: dict[str, Any]
+    probe_note: str | None
+    seconds: float
+    examples: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: everything but ``examples``; NaN becomes None."""
+
+        def clean(values: dict[str, float]) -> dict[str, float | None]:
+            return {k: (None if math.isnan(v) else v) for k, v in values.items()}
+
+        return {
+            "metrics": clean(self.metrics),
+            "probes": {
+                name: {
+                    "kind": self.probe_kinds[name],
+                    "measure": "accuracy" if self.probe_kinds[name] == "discrete" else "mse",
+                    "value": None if math.isnan(value) else value,
+                }
+                for name, value in self.probes.items()
+            },
+            "probe_note": self.probe_note,
+            "num_images": self.num_images,
+            "num_scored_objects": self.num_scored_objects,
+            "num_matched_objects": self.num_matched_objects,
+            "num_slots": self.num_slots,
+            "max_num_objects": self.max_num_objects,
+            "conventions": self.conventions,
+            "seconds": self.seconds,
+        }
+
+
+def _score(
+    accumulator: SegmentationAccumulator,
+    true: torch.Tensor,
+    pred: torch.Tensor,
+    visible: torch.Tensor,
+    ignore: torch.Tensor | None,
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
+    """Add a batch to ``accumulator``; return its matched pairs per image and its scored-object count."""
+    if ignore is None or not bool(ignore.any()):
+        evaluation = accumulator.update(true, pred, visible)
+        return evaluation.pairs(), int(evaluation.scored.sum())
+    # Metrics are functions of each image's contingency table: scoring only the kept pixels of an
+    # image (as a 1 x N map) equals zeroing the ignored ones in both GT and predicted masks.
+    pairs, scored = [], 0
+    for b in range(true.shape[0]):
+        keep = ~ignore[b]
+        kept_true, kept_pred = true[b][keep].view(1, 1, -1), pred[b][keep].view(1, 1, -1)
+        present = (torch.bincount(kept_true.view(-1), minlength=visible.shape[1]) > 0)[: visible.shape[1]]
+        evaluation = accumulator.update(kept_true, kept_pred, visible[b : b + 1] & present)
+        pairs += evaluation.pairs()
+        scored += int(evaluation.scored.sum())
+    return pairs, scored
+
+
+def _conventions(
+    matching: str, ties: str, seed: int, probe_seed: int, probe_steps: int, ignores: bool
+) -> dict[str, Any]:
+    return {
+        "matching": matching,
+        "ties": ties,
+        "averaging": AVERAGING,
+        "unmatched_objects": "objects the Hungarian matching leaves out (more objects than slots) are not "
+        "counted by the object-averaged mbo / miou (the release's rule)",
+        "segmentation": "last-iteration slot attention summed over heads, bilinear resize "
+        "(align_corners=False) to the GT mask size, argmax over slots",
+        "empty_foreground_fg_ari": 1.0,
+        "slot_init_noise": f"per image i: torch.randn((S, D)) from a generator seeded by SeedSequence(({seed}, i))",
+        "ignored_pixels": "left out of every score (pixels covered by several instances)" if ignores else None,
+        "probes": {
+            "pairs": "matched (GT object, slot) pairs of the Hungarian matching above; output slot vectors",
+            "split": f"torch.randperm with seed {probe_seed}; first int({DEFAULT_TRAIN_FRACTION} * M) train",
+            "train_fraction": DEFAULT_TRAIN_FRACTION,
+            "seed": probe_seed,
+            "steps": probe_steps,
+            "optimizer": "AdamW (lr 1e-3), full batch, summed losses / num_train",
+            "discrete": "Linear(D, classes), cross-entropy; test accuracy",
+            "continuous": "Linear(D, D) -> ReLU -> Linear(D, dim), MSE; labels min/max-normalised to [-1, 1] "
+            "per dimension over all pairs (the release); test MSE",
+        },
+    }
+
+
+@torch.no_grad()
+def evaluate(
+    model,
+    dataset: Dataset,
+    *,
+    batch_size: int = 8,
+    seed: int = 0,
+    matching: Matching = "cosine",
+    ties: Ties = "canonical",
+    probe_steps: int = DEFAULT_PROBE_STEPS,
+    probe_seed: int = DEFAULT_PROBE_SEED,
+    max_images: int | None = None,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    num_examples: int = 4,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Segmentation scores and property probes of ``model`` on ``dataset``.
+
+    Args:
+        model: a :class:`~lsd.LatentSlotDiffusion` (put in eval mode; moved to ``device`` if given).
+        dataset: a labelled reader (:mod:`lsd.data`): items with ``pixel_values`` ``(3, R, R)``
+            at the model's input size, ``masks`` ``(H, W)``, ``visible`` ``(K+1,)``, ``labels``
+            (row ``j`` = GT id ``j + 1``), optionally ``ignore`` ``(H, W)``; and the attributes
+            ``max_num_objects`` and ``property_kinds``.
+        batch_size: images per forward pass (does not change any result).
+        seed: seeds the slot initialisation (see :func:`slot_noise`).
+        matching: ``"cosine"`` (paper) or ``"iou"``; ties: ``"canonical"`` or ``"release"``
+            (see :mod:`lsd.metrics.matching`).
+        probe_steps: AdamW steps of the property probes (release 4000); 0 skips the probes.
+        probe_seed: seeds the probes' split and initialisation (release 666).
+        max_images: evaluate the first ``max_images`` images only.
+        device: where the model runs (default: where it is).
+        num_workers: DataLoader workers.
+        num_examples: images kept in ``result.examples`` (for figures).
+        progress: show a tqdm bar.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    if probe_steps < 0:
+        raise ValueError(f"`probe_steps` must be >= 0, got {probe_steps}")
+    if max_images is not None and max_images < 1:
+        raise ValueError(f"`max_images` must be >= 1, got {max_images}")
+    slot_noise(seed, [], 1, 1)  # validates `seed` before any work
+    start_time = time.perf_counter()
+    if device is not None:
+        model.to(device)
+    model.eval()
+    device = model.device
+    config = model.slot_attention.config
+    num_slots, learnable_init = config.num_slots, config.learnable_slot_init
+    kinds = dict(getattr(dataset, "property_kinds", {}))
+    max_num_obj = dataset.max_num_objects
+    count = len(dataset) if max_images is None else min(max_images, len(dataset))
+    subset = dataset if count == len(dataset) else Subset(dataset, range(count))
+
+    accumulator = SegmentationAccumulator(num_slots, matching=matching, ties=ties, max_num_obj=max_num_obj)
+    slot_parts: list[torch.Tensor] = []
+    label_parts: dict[str, list[torch.Tensor]] = {name: [] for name in kinds}
+    examples: dict[str, list[torch.Tensor]] = {"pixel_values": [], "masks": [], "pred": []}
+    num_scored, ignores, position = 0, False, 0
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+        pixels = batch["pixel_values"]  # (B, 3, R, R)
+        indices = range(position, position + pixels.shape[0])
+        position += pixels.shape[0]
+        noise = None
+        if not learnable_init:
+            noise = slot_noise(seed, indices, num_slots, config.slot_size)
+            noise = noise.to(device=device, dtype=model.slot_attention.slot_mu.dtype)
+        pixels_on_device = pixels.to(device)
+        encoding = model.encode(
+            pixels_on_device, noise=noise, backbone_pixel_values=_backbone_view(model, pixels_on_device)
+        )
+        true = batch["masks"]  # (B, H, W)
+        pred = attention_to_segmentation(encoding.attn, tuple(true.shape[-2:])).cpu()  # (B, H, W)
+        ignore = batch.get("ignore")
+        ignores = ignores or ignore is not None
+        pairs, scored = _score(accumulator, true, pred, batch["visible"], ignore)
+        num_scored += scored
+        if kinds:
+            labels = {name: batch["labels"][name] for name in kinds}
+            slots, matched = collect_matched(encoding.slots.float().cpu(), pairs, labels, label_offset=1)
+            slot_parts.append(slots)
+            for name in kinds:
+                label_parts[name].append(matched[name])
+        kept = num_examples - sum(x.shape[0] for x in examples["masks"])
+        if kept > 0:
+            for key, value in (("pixel_values", pixels), ("masks", true), ("pred", pred)):
+                examples[key].append(value[:kept].cpu())
+
+    probes: dict[str, float] = {}
+    probe_note = None
+    num_matched = accumulator.num_matched_objects
+    if not kinds:
+        probe_note = "the dataset has no object properties"
+    elif probe_steps == 0:
+        probe_note = "probes skipped (probe_steps=0)"
+    elif not 0 < int(num_matched * DEFAULT_TRAIN_FRACTION) < num_matched:
+        probe_note = f"{num_matched} matched objects are too few for a train/test split"
+    else:
+        with torch.enable_grad():
+            probes = fit_property_probes(
+                torch.cat(slot_parts).to(device),
+                {name: torch.cat(parts).to(device) for name, parts in label_parts.items()},
+                kinds,
+                seed=probe_seed,
+                steps=probe_steps,
+            )
+    return EvaluationResult(
+        metrics=accumulator.compute(),
+        probes=probes,
+        probe_kinds=kinds,
+        num_images=accumulator.num_images,
+        num_scored_objects=num_scored,
+        num_matched_objects=num_matched,
+        num_slots=num_slots,
+        max_num_objects=max_num_obj,
+        conventions=_conventions(matching, ties, seed, probe_seed, probe_steps, ignores),
+        probe_note=probe_note,
+        seconds=time.perf_counter() - start_time,
+        examples={k: torch.cat(v) for k, v in examples.items() if v},
+    )

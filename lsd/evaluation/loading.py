@@ -1,0 +1,124 @@
+"""What ``lsd evaluate`` reads: a model from any of the three checkpoint layouts, and a dataset by name."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+__all__ = ["DATASETS", "CheckpointKind", "resolve_checkpoint", "load_model", "input_resolution", "build_dataset"]
+
+#: Dataset names ``lsd evaluate --dataset`` accepts.
+DATASETS = ("movi-e", "movi-c", "clevr", "clevrtex", "coco", "synth")
+
+CheckpointKind = Literal["lsd-model", "lsd-training-checkpoint", "release"]
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> tuple[CheckpointKind, Path]:
+    """Which layout ``path`` holds, and the folder to load from. Checks files only; loads nothing.
+
+    - ``"lsd-model"``: a :meth:`LatentSlotDiffusion.save_pretrained` folder (``lsd_config.json``);
+    - ``"lsd-training-checkpoint"``: ``<run>/checkpoints/checkpoint-N/`` (its ``model/`` subfolder
+      is the model), or the run folder ``<run>/`` itself (its latest complete checkpoint);
+    - ``"release"``: a checkpoint of the LSD release (``multiheadstevesa/`` and siblings).
+    """
+    from lsd.models.lsd import LSD_CONFIG_NAME
+
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"checkpoint folder {root} does not exist")
+    if (root / LSD_CONFIG_NAME).is_file():
+        return "lsd-model", root
+    if (root / "model" / LSD_CONFIG_NAME).is_file():
+        return "lsd-training-checkpoint", root / "model"
+    if (root / "multiheadstevesa").is_dir():
+        return "release", root
+    if (root / "checkpoints").is_dir():
+        from lsd.training.trainer import list_checkpoints
+
+        found = list_checkpoints(root)
+        if found and (found[-1] / "model" / LSD_CONFIG_NAME).is_file():
+            return "lsd-training-checkpoint", found[-1] / "model"
+        raise FileNotFoundError(f"{root / 'checkpoints'} holds no complete training checkpoint")
+    raise FileNotFoundError(
+        f"{root} is not a checkpoint: expected {LSD_CONFIG_NAME} (an lsd model folder), model/{LSD_CONFIG_NAME} "
+        "(an lsd training checkpoint), checkpoints/ (an lsd training run) or multiheadstevesa/ (a release checkpoint)"
+    )
+
+
+def load_model(path: str | os.PathLike):
+    """``(model, kind, folder)``: the :class:`~lsd.LatentSlotDiffusion` at ``path`` (any layout of
+    :func:`resolve_checkpoint`), in eval mode on the CPU, without its autoencoder (segmentation
+    and slots do not use it)."""
+    from lsd.models.lsd import LatentSlotDiffusion
+    from lsd.official import load_official_checkpoint
+
+    kind, folder = resolve_checkpoint(path)
+    if kind == "release":
+        model = load_official_checkpoint(folder, vae=None)
+    else:
+        model = LatentSlotDiffusion.from_pretrained(folder, vae=None)
+    return model.eval(), kind, folder
+
+
+def input_resolution(model) -> int:
+    """Side of the images the model's backbone takes (``CNNBackbone`` and ``DINOv2Backbone`` both
+    keep it in ``config.input_resolution``)."""
+    try:
+        return int(model.backbone.config.input_resolution)
+    except AttributeError as err:
+        raise ValueError(
+            f"cannot tell the input resolution of a {type(model.backbone).__name__} backbone: "
+            "it has no config.input_resolution"
+        ) from err
+
+
+def _synth_name(root: Path) -> str | None:
+    """The dataset name recorded by :func:`lsd.data.synthetic.write_dataset`, if ``root`` is its folder."""
+    spec = root / "synth_spec.json"
+    if not spec.is_file():
+        return None
+    try:
+        return str(json.loads(spec.read_text())["name"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{spec} is not a synthetic dataset spec: {err}") from err
+
+
+def build_dataset(
+    name: str,
+    root: str | os.PathLike,
+    *,
+    split: str = "validation",
+    resolution: int,
+    clevrtex_crop: Literal["official", "lsd"] = "lsd",
+) -> Dataset:
+    """The labelled reader for ``name`` (one of :data:`DATASETS`) over ``root``.
+
+    Images come at ``resolution`` (the model's input side); GT masks at each reader's protocol
+    size. ``root`` follows each reader's rules (for ``movi-*`` the release's dump root, its
+    ``movi-e/`` folder or a ``...-with-label`` split folder; for ``synth`` the folder
+    ``lsd synth`` wrote or a split folder in it). A missing or malformed folder raises the
+    reader's error, which names the file.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    if name in ("movi-e", "movi-c", "synth"):
+        from lsd.data.movi import MoviDataset
+
+        dataset_name = name if name != "synth" else _synth_name(Path(root))
+        return MoviDataset(root, split, name=dataset_name, resolution=resolution)
+    if name == "clevr":
+        from lsd.data.clevr import ClevrWithMasksDataset
+
+        return ClevrWithMasksDataset(root, split, resolution=resolution)
+    if name == "clevrtex":
+        from lsd.data.clevrtex import ClevrTexDataset
+
+        return ClevrTexDataset(root, split, crop=clevrtex_crop, resolution=resolution)
+    from lsd.data.coco import CocoDataset
+
+    return CocoDataset(root, split, resolution=resolution)
