@@ -91,6 +91,8 @@ def set_unet_kernel_backend(unet: UNet2DConditionModel, name: str) -> str:
         unet.set_attn_processor(processors)
     else:
         unet.set_attn_processor(AttnProcessor2_0())
+    if isinstance(unet, SlotConditionedUNet):  # keep its record right when called directly (LSD does)
+        unet.kernel_backend = resolved
     return resolved
 
 

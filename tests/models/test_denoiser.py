@@ -110,13 +110,27 @@ def test_wrong_latent_size_is_a_clear_error():
         unet(torch.zeros(1, 4, 16, 16), 0, encoder_hidden_states=torch.zeros(1, 5, 16))
 
 
-def test_unknown_pos_type_and_backend():
+def test_unknown_pos_type_and_backend(monkeypatch):
+    from lsd_kernels.slot_cross_attention import SlotCrossAttnProcessor
+
     with pytest.raises(ValueError, match="pos_type"):
         SlotConditionedUNet(**TINY_UNET, pos_type="rope")
     unet = make()
     assert unet.set_kernel_backend("torch") == "torch"
-    with pytest.raises(KernelBackendUnavailable):
+    # Available on CPU under TRITON_INTERPRET=1 (tests/conftest.py): the fused processor serves the
+    # cross-attention layers (inside the positional wrapper), SDPA the self-attention ones.
+    assert unet.set_kernel_backend("triton") == "triton"
+    for name, proc in unet.attn_processors.items():
+        inner = proc.inner if isinstance(proc, PositionalAttnProcessor) else proc
+        expected = SlotCrossAttnProcessor if name.endswith("attn2.processor") else AttnProcessor2_0
+        assert type(inner) is expected, name
+    assert unet.set_kernel_backend("torch") == "torch"
+    monkeypatch.delenv("TRITON_INTERPRET")
+    with pytest.raises(KernelBackendUnavailable, match="TRITON_INTERPRET=1"):
         unet.set_kernel_backend("triton")
+    assert unet.kernel_backend == "torch"
+    with pytest.raises(ValueError, match="unknown kernel backend"):
+        unet.set_kernel_backend("cuda")
 
 
 @pytest.mark.parametrize("pos_type", ["cartesian", "sincos", "learned", "none"])

@@ -184,10 +184,18 @@ def test_incompatible_components_are_refused(tiny_model):
         )
 
 
-def test_kernel_backend(tiny_model):
+def test_kernel_backend(tiny_model, monkeypatch):
     assert tiny_model.set_kernel_backend("torch") == "torch"
-    with pytest.raises(KernelBackendUnavailable):
+    # Available on CPU under TRITON_INTERPRET=1 (tests/conftest.py), for both components.
+    assert tiny_model.set_kernel_backend("triton") == "triton"
+    assert tiny_model.slot_attention.kernel_backend == tiny_model.unet.kernel_backend == "triton"
+    assert tiny_model.set_kernel_backend("auto") == "triton"
+    assert tiny_model.set_kernel_backend("torch") == "torch"
+    monkeypatch.delenv("TRITON_INTERPRET")
+    with pytest.raises(KernelBackendUnavailable, match="TRITON_INTERPRET=1"):
         tiny_model.set_kernel_backend("triton")
+    assert tiny_model.slot_attention.kernel_backend == "torch"  # raised before changing anything
+    assert tiny_model.set_kernel_backend("auto") == "torch"
     with pytest.raises(ValueError, match="unknown kernel backend"):
         tiny_model.set_kernel_backend("cutlass")
 

@@ -1,0 +1,494 @@
+"""Fused slot-attention read-out: logits, joint softmax over heads x slots, +eps, normalisation
+over inputs and the weighted mean of the values, forward and backward, in one pass over k and v.
+
+Conventions (as :func:`lsd.models.slot_attention.slot_attention_updates_ref`, re-exported here as
+:func:`slot_attention_updates_ref`): ``q`` ``(B, H, S, d)``, ``k`` and ``v`` ``(B, H, N, d)``
+(``k`` pre-scaled), any strides. Per batch ``b`` and input ``n`` the joint column ``j = h * S + s``
+runs over heads x slots::
+
+    L[n, j]  = k[b, h, n] . q[b, h, s]
+    A[n, :]  = softmax_j L[n, :]                  -> attn[b, h, n, s]        (returned)
+    C[j]     = sum_n (A[n, j] + eps)
+    U[j]     = sum_n (A[n, j] + eps) / C[j] * v[b, h, n]   -> updates[b, h, s]  (returned)
+
+Kernel design. All heads are handled at once by one block-diagonal product: a tile of ``k`` is
+read as a ``(BLOCK_N, H*d)`` matrix (column ``c = h * d + i``) and multiplied with the
+block-diagonal ``(H*d, H*S)`` matrix holding ``q[b, h]^T`` in block ``h``, so the joint softmax is a
+plain row softmax over ``H*S`` columns. That costs ``H`` times the necessary FLOPs, which is
+free for the release's ``H = 1`` and cheap for small ``H`` (the op is memory-bound).
+
+- Forward, grid ``(chunks of N, B, column blocks of H*d)``: each program walks its N-tiles once,
+  writes ``attn`` and the row log-sum-exp, and accumulates the column sums ``C`` and the
+  unnormalised ``(A + eps)^T v`` in fp32 registers; per-chunk partials go to small fp32 buffers
+  that the host sums (deterministic, no atomics) and divides.
+- Backward, same grid: with ``r[j] = dU[j] . U[j]`` (host, tiny), the gradient through the
+  normalisation over N needs no reduction over N (``d(A+eps)[n, j] = (dU[j] . v[n] - r[j]) / C[j]``),
+  so one pass over k, v and dattn recomputes ``A`` from the saved log-sum-exp, applies the joint
+  softmax backward, writes ``dk``, ``dv`` and accumulates per-chunk partials of ``dq``.
+- k and v are each read once per column block; for ``H*d <= 256`` (MOVi-E: 192) there is one
+  block, i.e. one pass.
+- Blocks: ``BLOCK_N`` = 64 inputs per tile, ``BLOCK_HS`` = H*S rounded up to a power of two
+  >= 16 (S = 7, 11, 24 are padded and masked), ``BLOCK_K`` <= 64 for the reduction over H*d,
+  ``BLOCK_C`` <= 256 output columns of H*d (odd d padded and masked); no power-of-two shapes assumed.
+- All softmax/normalisation arithmetic is fp32. ``tl.dot`` operands are fp32 ("ieee") for fp32
+  inputs and for bf16 inputs in the interpreter (whose bf16 dot is wrong), native 16-bit with fp32
+  accumulation otherwise (the softmax weights are rounded to the input dtype before ``w^T v``, as
+  flash-attention does).
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from lsd.models.slot_attention import slot_attention_updates_ref
+
+from ._common import check_launchable, device_guard, dot_block, dot_config, split_rows
+
+__all__ = ["slot_attention_updates", "slot_attention_updates_ref"]
+
+#: Rows (inputs n) per tile. 64 keeps the (BLOCK_N, 256) k/v tiles of MOVi-E at 64 fp32 registers
+#: per thread with 8 warps; not tuned on hardware (kernels/bench_gpu.py sweeps it).
+BLOCK_N = 64
+#: Width of the chunks the logits' reduction over H*d walks in (register pressure vs loop trips).
+BLOCK_K_MAX = 64
+#: Widest column block of H*d per program: 256 covers MOVi-E's d = 192 in one block, so k and v
+#: are read exactly once; wider slot sizes (COCO: 768) take several blocks, re-reading k.
+BLOCK_C_MAX = 256
+#: Largest H*S handled: all joint columns live in registers (the softmax is over all of them).
+MAX_JOINT_SLOTS = 256
+
+
+@triton.jit
+def _slot_attention_fwd_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    attn_ptr,
+    lse_ptr,
+    upd_part_ptr,
+    col_part_ptr,
+    eps,
+    B,
+    N,
+    S,
+    D,
+    HS,
+    HD,
+    tiles_per_chunk,
+    stride_qb,
+    stride_qh,
+    stride_qs,
+    stride_qd,
+    stride_kb,
+    stride_kh,
+    stride_kn,
+    stride_kd,
+    stride_vb,
+    stride_vh,
+    stride_vn,
+    stride_vd,
+    BLOCK_N: tl.constexpr,
+    BLOCK_HS: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    DOT_DTYPE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
+    # (No nested @triton.jit helpers: the interpreter re-patches triton.language on every call.)
+    chunk = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    cblk = tl.program_id(2)
+    eps = tl.cast(eps, tl.float32)  # may arrive as fp64 from torch.compile
+
+    # int64 offsets: no overflow on large tensors (and no per-op int32 overflow checks in the interpreter).
+    offs_j = tl.arange(0, BLOCK_HS).to(tl.int64)  # joint column j = h * S + s
+    j_valid = offs_j < HS
+    j_head = offs_j // S
+    j_slot = offs_j % S
+    arange_n = tl.arange(0, BLOCK_N).to(tl.int64)
+    arange_k = tl.arange(0, BLOCK_K).to(tl.int64)
+    offs_c = cblk * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)  # columns c = h * d + i of v
+    c_valid = offs_c < HD
+    c_head = offs_c // D
+    c_dim = offs_c % D
+
+    q_base = q_ptr + b * stride_qb
+    k_base = k_ptr + b * stride_kb
+    v_base = v_ptr + b * stride_vb
+    attn_base = attn_ptr + b * HS * N  # attn is contiguous (B, H, N, S)
+
+    colsum = tl.zeros((BLOCK_HS,), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_HS, BLOCK_C), dtype=tl.float32)
+    tile_start = chunk * tiles_per_chunk
+    num_tiles = (N + BLOCK_N - 1) // BLOCK_N  # not tl.cdiv: a nested jit call, slow when interpreted
+    tile_end = tl.minimum(tile_start + tiles_per_chunk, num_tiles)
+    for tile in range(tile_start, tile_end):
+        offs_n = tile * BLOCK_N + arange_n
+        n_valid = offs_n < N
+        valid = n_valid[:, None] & j_valid[None, :]
+
+        # Logits of all heads: k tile (BLOCK_N, H*d) @ block-diagonal q^T (H*d, H*S), over H*d in chunks.
+        logits = tl.zeros((BLOCK_N, BLOCK_HS), dtype=tl.float32)
+        for k0 in range(0, HD, BLOCK_K):
+            offs_k = k0 + arange_k
+            k_valid = offs_k < HD
+            k_head = offs_k // D
+            k_dim = offs_k % D
+            kt = tl.load(
+                k_base + k_head[None, :] * stride_kh + offs_n[:, None] * stride_kn + k_dim[None, :] * stride_kd,
+                mask=n_valid[:, None] & k_valid[None, :],
+                other=0.0,
+            )
+            qbd = tl.load(  # (BLOCK_K, BLOCK_HS): q[h(j), s(j), i(c)] where h(c) == h(j), else 0
+                q_base + j_head[None, :] * stride_qh + j_slot[None, :] * stride_qs + k_dim[:, None] * stride_qd,
+                mask=k_valid[:, None] & j_valid[None, :] & (k_head[:, None] == j_head[None, :]),
+                other=0.0,
+            )
+            logits = tl.dot(kt.to(DOT_DTYPE), qbd.to(DOT_DTYPE), logits, input_precision=DOT_PRECISION)
+
+        logits = tl.where(j_valid[None, :], logits, float("-inf"))
+        row_max = tl.max(logits, axis=1)
+        p = tl.exp(logits - row_max[:, None])
+        row_sum = tl.sum(p, axis=1)
+        p = p / row_sum[:, None]  # joint softmax over heads x slots
+        if cblk == 0:  # one column block writes attn and the log-sum-exp
+            tl.store(
+                attn_base + j_head[None, :] * (N * S) + offs_n[:, None] * S + j_slot[None, :],
+                p.to(attn_ptr.dtype.element_ty),
+                mask=valid,
+            )
+            tl.store(lse_ptr + b * N + offs_n, row_max + tl.log(row_sum), mask=n_valid)
+
+        w = tl.where(valid, p + eps, 0.0)
+        colsum += tl.sum(w, axis=0)
+        vt = tl.load(
+            v_base + c_head[None, :] * stride_vh + offs_n[:, None] * stride_vn + c_dim[None, :] * stride_vd,
+            mask=n_valid[:, None] & c_valid[None, :],
+            other=0.0,
+        )
+        # w rounded to the input dtype first, as the native 16-bit dot needs (a no-op for fp32).
+        w = w.to(v_ptr.dtype.element_ty).to(DOT_DTYPE)
+        acc = tl.dot(tl.trans(w), vt.to(DOT_DTYPE), acc, input_precision=DOT_PRECISION)
+
+    # Keep the diagonal blocks (head of slot == head of column): a (H*S, d) = (H, S, d) partial.
+    part = chunk * B + b
+    tl.store(
+        upd_part_ptr + part * HS * D + offs_j[:, None] * D + c_dim[None, :],
+        acc,
+        mask=j_valid[:, None] & c_valid[None, :] & (j_head[:, None] == c_head[None, :]),
+    )
+    if cblk == 0:
+        tl.store(col_part_ptr + part * HS + offs_j, colsum, mask=j_valid)
+
+
+@triton.jit
+def _slot_attention_bwd_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    dupd_ptr,
+    dattn_ptr,
+    lse_ptr,
+    colsum_ptr,
+    r_ptr,
+    dq_part_ptr,
+    dk_ptr,
+    dv_ptr,
+    eps,
+    B,
+    N,
+    S,
+    D,
+    HS,
+    HD,
+    tiles_per_chunk,
+    stride_qb,
+    stride_qh,
+    stride_qs,
+    stride_qd,
+    stride_kb,
+    stride_kh,
+    stride_kn,
+    stride_kd,
+    stride_vb,
+    stride_vh,
+    stride_vn,
+    stride_vd,
+    stride_ab,
+    stride_ah,
+    stride_an,
+    stride_as,
+    HAS_DATTN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_HS: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    DOT_DTYPE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
+    chunk = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    cblk = tl.program_id(2)
+    eps = tl.cast(eps, tl.float32)
+
+    offs_j = tl.arange(0, BLOCK_HS).to(tl.int64)
+    j_valid = offs_j < HS
+    j_head = offs_j // S
+    j_slot = offs_j % S
+    arange_n = tl.arange(0, BLOCK_N).to(tl.int64)
+    arange_k = tl.arange(0, BLOCK_K).to(tl.int64)
+    offs_c = cblk * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
+    c_valid = offs_c < HD
+    c_head = offs_c // D
+    c_dim = offs_c % D
+
+    q_base = q_ptr + b * stride_qb
+    k_base = k_ptr + b * stride_kb
+    v_base = v_ptr + b * stride_vb
+    dupd_base = dupd_ptr + b * HS * D  # dU is contiguous fp32 (B, H, S, d): row j = h * S + s
+    colsum = tl.load(colsum_ptr + b * HS + offs_j, mask=j_valid, other=1.0)
+    r = tl.load(r_ptr + b * HS + offs_j, mask=j_valid, other=0.0)
+
+    # Loop-invariant block-diagonal (H*S, column block) slices of q and dU for this program.
+    diag = j_valid[:, None] & c_valid[None, :] & (j_head[:, None] == c_head[None, :])
+    q_blk = tl.load(
+        q_base + j_head[:, None] * stride_qh + j_slot[:, None] * stride_qs + c_dim[None, :] * stride_qd,
+        mask=diag,
+        other=0.0,
+    ).to(DOT_DTYPE)
+    du_blk = tl.load(dupd_base + offs_j[:, None] * D + c_dim[None, :], mask=diag, other=0.0).to(DOT_DTYPE)
+
+    dq_acc = tl.zeros((BLOCK_HS, BLOCK_C), dtype=tl.float32)
+    tile_start = chunk * tiles_per_chunk
+    num_tiles = (N + BLOCK_N - 1) // BLOCK_N  # not tl.cdiv: a nested jit call, slow when interpreted
+    tile_end = tl.minimum(tile_start + tiles_per_chunk, num_tiles)
+    for tile in range(tile_start, tile_end):
+        offs_n = tile * BLOCK_N + arange_n
+        n_valid = offs_n < N
+        valid = n_valid[:, None] & j_valid[None, :]
+
+        # Logits (as in the forward) and dW[n, j] = v[n] . dU[j] (same head), over H*d in chunks.
+        logits = tl.zeros((BLOCK_N, BLOCK_HS), dtype=tl.float32)
+        dw = tl.zeros((BLOCK_N, BLOCK_HS), dtype=tl.float32)
+        for k0 in range(0, HD, BLOCK_K):
+            offs_k = k0 + arange_k
+            k_valid = offs_k < HD
+            k_head = offs_k // D
+            k_dim = offs_k % D
+            tile_mask = n_valid[:, None] & k_valid[None, :]
+            diag_t = k_valid[:, None] & j_valid[None, :] & (k_head[:, None] == j_head[None, :])
+            kt = tl.load(
+                k_base + k_head[None, :] * stride_kh + offs_n[:, None] * stride_kn + k_dim[None, :] * stride_kd,
+                mask=tile_mask,
+                other=0.0,
+            )
+            qbd = tl.load(
+                q_base + j_head[None, :] * stride_qh + j_slot[None, :] * stride_qs + k_dim[:, None] * stride_qd,
+                mask=diag_t,
+                other=0.0,
+            )
+            logits = tl.dot(kt.to(DOT_DTYPE), qbd.to(DOT_DTYPE), logits, input_precision=DOT_PRECISION)
+            vt = tl.load(
+                v_base + k_head[None, :] * stride_vh + offs_n[:, None] * stride_vn + k_dim[None, :] * stride_vd,
+                mask=tile_mask,
+                other=0.0,
+            )
+            dubd = tl.load(dupd_base + offs_j[None, :] * D + k_dim[:, None], mask=diag_t, other=0.0)
+            dw = tl.dot(vt.to(DOT_DTYPE), dubd.to(DOT_DTYPE), dw, input_precision=DOT_PRECISION)
+
+        lse = tl.load(lse_ptr + b * N + offs_n, mask=n_valid, other=0.0)
+        a = tl.where(valid, tl.exp(logits - lse[:, None]), 0.0)  # attn, recomputed in fp32
+        w = tl.where(valid, (a + eps) / colsum[None, :], 0.0)  # normalised weights
+        da = tl.where(valid, (dw - r[None, :]) / colsum[None, :], 0.0)  # through the normalisation over N
+        if HAS_DATTN:
+            da += tl.load(
+                dattn_ptr + b * stride_ab + j_head[None, :] * stride_ah + offs_n[:, None] * stride_an
+                + j_slot[None, :] * stride_as,
+                mask=valid,
+                other=0.0,
+            ).to(tl.float32)  # fmt: skip
+        dlogits = a * (da - tl.sum(a * da, axis=1)[:, None])  # joint softmax backward
+        # Rounded to the input dtype first, as the native 16-bit dots need (no-ops for fp32).
+        dlogits = dlogits.to(q_ptr.dtype.element_ty).to(DOT_DTYPE)
+        w = w.to(v_ptr.dtype.element_ty).to(DOT_DTYPE)
+
+        out_mask = n_valid[:, None] & c_valid[None, :]
+        out_offs = b * N * HD + c_head[None, :] * (N * D) + offs_n[:, None] * D + c_dim[None, :]  # contiguous dk, dv
+        dk = tl.dot(dlogits, q_blk, input_precision=DOT_PRECISION)
+        tl.store(dk_ptr + out_offs, dk.to(dk_ptr.dtype.element_ty), mask=out_mask)
+        dv = tl.dot(w, du_blk, input_precision=DOT_PRECISION)
+        tl.store(dv_ptr + out_offs, dv.to(dv_ptr.dtype.element_ty), mask=out_mask)
+        kt = tl.load(
+            k_base + c_head[None, :] * stride_kh + offs_n[:, None] * stride_kn + c_dim[None, :] * stride_kd,
+            mask=out_mask,
+            other=0.0,
+        )
+        dq_acc = tl.dot(tl.trans(dlogits), kt.to(DOT_DTYPE), dq_acc, input_precision=DOT_PRECISION)
+
+    part = chunk * B + b
+    tl.store(dq_part_ptr + part * HS * D + offs_j[:, None] * D + c_dim[None, :], dq_acc, mask=diag)
+
+
+def _blocks(num_slots_joint: int, hd: int) -> tuple[int, int, int]:
+    if num_slots_joint > MAX_JOINT_SLOTS:
+        raise ValueError(
+            f"slot_attention_updates: heads x slots = {num_slots_joint} > {MAX_JOINT_SLOTS} is not supported"
+        )
+    return dot_block(num_slots_joint), dot_block(hd, BLOCK_K_MAX), dot_block(hd, BLOCK_C_MAX)
+
+
+def _num_warps(block_c: int) -> int:
+    return 8 if block_c >= 128 else 4
+
+
+def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    if q.ndim != 4 or k.ndim != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
+        raise ValueError(
+            "slot_attention_updates expects q (B, H, S, d) and k, v (B, H, N, d); got "
+            f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
+
+
+def _forward(q, k, v, epsilon):
+    _check_shapes(q, k, v)
+    check_launchable(_slot_attention_fwd_kernel, "slot_attention_updates", q, k, v)
+    batch, heads, num_slots, dim = q.shape
+    num_inputs = k.shape[2]
+    hs, hd = heads * num_slots, heads * dim
+    block_hs, block_k, block_c = _blocks(hs, hd)
+    num_cblocks = triton.cdiv(hd, block_c)
+    chunks, tiles_per_chunk = split_rows(
+        _slot_attention_fwd_kernel, q.device, triton.cdiv(num_inputs, BLOCK_N), batch * num_cblocks
+    )
+    attn = torch.empty((batch, heads, num_inputs, num_slots), device=q.device, dtype=q.dtype)
+    lse = torch.empty((batch, num_inputs), device=q.device, dtype=torch.float32)
+    upd_part = torch.zeros((chunks, batch, heads, num_slots, dim), device=q.device, dtype=torch.float32)
+    col_part = torch.zeros((chunks, batch, heads, num_slots), device=q.device, dtype=torch.float32)
+    if num_inputs > 0 and batch > 0:
+        with device_guard(q):
+            _slot_attention_fwd_kernel[(chunks, batch, num_cblocks)](
+                q, k, v, attn, lse, upd_part, col_part, float(epsilon),
+                batch, num_inputs, num_slots, dim, hs, hd, tiles_per_chunk,
+                *q.stride(), *k.stride(), *v.stride(),
+                BLOCK_N=BLOCK_N, BLOCK_HS=block_hs, BLOCK_K=block_k, BLOCK_C=block_c,
+                **dot_config(_slot_attention_fwd_kernel, q.dtype), num_warps=_num_warps(block_c),
+            )  # fmt: skip
+    colsum = col_part.sum(0)  # (B, H, S): sum_n (attn + eps)
+    updates = upd_part.sum(0) / colsum[..., None]
+    return updates, attn, lse, colsum
+
+
+def _backward(q, k, v, updates, lse, colsum, grad_updates, grad_attn, epsilon):
+    batch, heads, num_slots, dim = q.shape
+    num_inputs = k.shape[2]
+    hs, hd = heads * num_slots, heads * dim
+    block_hs, block_k, block_c = _blocks(hs, hd)
+    num_cblocks = triton.cdiv(hd, block_c)
+    chunks, tiles_per_chunk = split_rows(
+        _slot_attention_bwd_kernel, q.device, triton.cdiv(num_inputs, BLOCK_N), batch * num_cblocks
+    )
+    grad_updates = grad_updates.float().contiguous()
+    r = (grad_updates * updates).sum(-1).contiguous()  # (B, H, S): dU . U
+    dq_part = torch.zeros((chunks, batch, heads, num_slots, dim), device=q.device, dtype=torch.float32)
+    dk = torch.empty((batch, heads, num_inputs, dim), device=k.device, dtype=k.dtype)
+    dv = torch.empty((batch, heads, num_inputs, dim), device=v.device, dtype=v.dtype)
+    has_dattn = grad_attn is not None
+    dattn = grad_attn if has_dattn else grad_updates  # any pointer when unused
+    dattn_strides = grad_attn.stride() if has_dattn else (0, 0, 0, 0)
+    if num_inputs > 0 and batch > 0:
+        with device_guard(q):
+            _slot_attention_bwd_kernel[(chunks, batch, num_cblocks)](
+                q, k, v, grad_updates, dattn, lse, colsum, r, dq_part, dk, dv, float(epsilon),
+                batch, num_inputs, num_slots, dim, hs, hd, tiles_per_chunk,
+                *q.stride(), *k.stride(), *v.stride(), *dattn_strides,
+                HAS_DATTN=int(has_dattn), BLOCK_N=BLOCK_N, BLOCK_HS=block_hs, BLOCK_K=block_k, BLOCK_C=block_c,
+                **dot_config(_slot_attention_bwd_kernel, q.dtype), num_warps=_num_warps(block_c),
+            )  # fmt: skip
+    return dq_part.sum(0).to(q.dtype), dk, dv
+
+
+# -- torch.library ops ------------------------------------------------------------------------------
+
+
+@torch.library.custom_op(
+    "lsd::slot_attention_updates",
+    mutates_args=(),
+    schema="(Tensor q, Tensor k, Tensor v, float epsilon) -> (Tensor, Tensor, Tensor, Tensor)",
+)
+def _slot_attention_updates_op(q, k, v, epsilon):
+    """Returns ``updates`` (B, H, S, d) in fp32, ``attn`` (B, H, N, S) in q's dtype, and, kept for
+    the backward, the row log-sum-exp (B, N) and column sums (B, H, S) in fp32."""
+    return _forward(q, k, v, epsilon)
+
+
+@_slot_attention_updates_op.register_fake
+def _(q, k, v, epsilon):
+    batch, heads, num_slots, dim = q.shape
+    num_inputs = k.shape[2]
+    return (
+        q.new_empty((batch, heads, num_slots, dim), dtype=torch.float32),
+        q.new_empty((batch, heads, num_inputs, num_slots)),
+        q.new_empty((batch, num_inputs), dtype=torch.float32),
+        q.new_empty((batch, heads, num_slots), dtype=torch.float32),
+    )
+
+
+@torch.library.custom_op(
+    "lsd::slot_attention_updates_backward",
+    mutates_args=(),
+    schema=(
+        "(Tensor q, Tensor k, Tensor v, Tensor updates, Tensor lse, Tensor colsum, Tensor grad_updates, "
+        "Tensor? grad_attn, float epsilon) -> (Tensor, Tensor, Tensor)"
+    ),
+)
+def _slot_attention_updates_backward_op(q, k, v, updates, lse, colsum, grad_updates, grad_attn, epsilon):
+    """Gradients ``(dq, dk, dv)`` of :func:`_slot_attention_updates_op` (dk, dv contiguous)."""
+    return _backward(q, k, v, updates, lse, colsum, grad_updates, grad_attn, epsilon)
+
+
+@_slot_attention_updates_backward_op.register_fake
+def _(q, k, v, updates, lse, colsum, grad_updates, grad_attn, epsilon):
+    return torch.empty_like(q, memory_format=torch.contiguous_format), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, epsilon = inputs
+    updates, _, lse, colsum = output
+    ctx.save_for_backward(q, k, v, updates, lse, colsum)
+    ctx.epsilon = epsilon
+
+
+def _backward_rule(ctx, grad_updates, grad_attn, grad_lse, grad_colsum):
+    # lse and colsum are internal outputs (saved for this rule); their gradients are ignored.
+    q, k, v, updates, lse, colsum = ctx.saved_tensors
+    if grad_updates is None:
+        grad_updates = torch.zeros_like(updates)
+    dq, dk, dv = _slot_attention_updates_backward_op(
+        q, k, v, updates, lse, colsum, grad_updates, grad_attn, ctx.epsilon
+    )
+    return dq, dk, dv, None
+
+
+_slot_attention_updates_op.register_autograd(_backward_rule, setup_context=_setup_context)
+
+
+def slot_attention_updates(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, epsilon: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused :func:`slot_attention_updates_ref`: same arguments, results and gradients.
+
+    Args:
+        q: queries ``(B, H, S, d)``.
+        k: keys ``(B, H, N, d)``, already multiplied by ``slot_size ** -0.5``.
+        v: values ``(B, H, N, d)``.
+        epsilon: added to the attention before normalising over inputs.
+
+    Returns:
+        ``updates`` ``(B, H, S, d)`` and ``attn`` ``(B, H, N, S)`` (softmax jointly over heads x
+        slots, before ``+ epsilon``), both in the inputs' (promoted) dtype. Any strides are
+        accepted; fp32/fp16/bf16 inputs; arithmetic in fp32.
+    """
+    dtype = torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype)
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    updates, attn, _, _ = torch.ops.lsd.slot_attention_updates(q, k, v, float(epsilon))
+    return updates.to(dtype), attn

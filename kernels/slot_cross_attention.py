@@ -1,0 +1,437 @@
+"""Fused cross-attention of many queries over a few keys (the denoiser's attention to the slots),
+forward and backward, and :class:`SlotCrossAttnProcessor`, a diffusers attention processor using it.
+
+Conventions: ``q`` ``(B, H, N, d)`` (N = h * w latent positions, many), ``k`` and ``v``
+``(B, H, S, d)`` (S = slots, few: all keys of a head fit in one tile), any strides::
+
+    out[b, h, n] = sum_s softmax_s(scale * q[b, h, n] . k[b, h, s]) v[b, h, s]
+
+Kernel design: all S keys and values of one (b, h) are loaded once per program and stay in
+registers (S and d padded to >= 16 for the tensor cores); queries stream through in tiles of
+``BLOCK_N`` rows.
+
+- Forward, grid ``(N-tiles, B*H)``: ``logits = q k^T`` for a query tile, row softmax in fp32,
+  ``out = p v``; the row log-sum-exp is kept for the backward.
+- Backward, grid ``(chunks of N, B*H)``: per query tile recompute ``p`` from the log-sum-exp,
+  ``dp = dout v^T``, ``ds = p * (dp - rowsum(p * dp))``, write ``dq = scale * ds k``, and
+  accumulate ``dk = scale * ds^T q`` and ``dv = p^T dout`` in fp32 registers; per-chunk partials
+  are summed by the host (deterministic, no atomics).
+- Blocks: ``BLOCK_N`` = 64 queries per tile; ``BLOCK_S`` and ``BLOCK_D``: S and d rounded up to
+  powers of two >= 16, masked (no power-of-two shapes assumed).
+- ``tl.dot`` operands are fp32 ("ieee") for fp32 inputs and bf16 inputs in the interpreter, native
+  16-bit with fp32 accumulation otherwise.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import check_launchable, device_guard, dot_block, dot_config, split_rows
+
+__all__ = ["SlotCrossAttnProcessor", "slot_cross_attention", "slot_cross_attention_ref"]
+
+#: Query rows per tile. 64 rows x (d <= 256) keeps a tile at <= 64 fp32 registers per thread with
+#: 8 warps; not tuned on hardware (kernels/bench_gpu.py sweeps it).
+BLOCK_N = 64
+#: Most keys (slots) per head: all of them sit in registers. LSD uses 7-24 slots; text encoders'
+#: 77 tokens also fit.
+MAX_KEYS = 256
+#: Widest head dimension: one tile holds a whole head (diffusers UNets use <= 160).
+MAX_HEAD_DIM = 256
+
+
+def slot_cross_attention_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """Readable reference: ``softmax(scale * q k^T) v`` over the keys.
+
+    Args:
+        q: ``(B, H, N, d)``; k, v: ``(B, H, S, d)``; scale: logit multiplier (usually ``d ** -0.5``).
+
+    Returns:
+        ``(B, H, N, d)`` in q's dtype.
+    """
+    logits = torch.einsum("bhnd,bhsd->bhns", q, k) * scale  # (B, H, N, S)
+    return torch.einsum("bhns,bhsd->bhnd", logits.softmax(dim=-1), v)  # (B, H, N, d)
+
+
+@triton.jit
+def _cross_attn_fwd_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    out_ptr,
+    lse_ptr,
+    scale,
+    H,
+    N,
+    S,
+    D,
+    stride_qb,
+    stride_qh,
+    stride_qn,
+    stride_qd,
+    stride_kb,
+    stride_kh,
+    stride_ks,
+    stride_kd,
+    stride_vb,
+    stride_vh,
+    stride_vs,
+    stride_vd,
+    BLOCK_N: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    DOT_DTYPE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
+    # (No nested @triton.jit helpers: the interpreter re-patches triton.language on every call.)
+    tile = tl.program_id(0)
+    bh = tl.program_id(1).to(tl.int64)
+    b = bh // H
+    h = bh % H
+    scale = tl.cast(scale, tl.float32)  # may arrive as fp64 from torch.compile
+
+    # int64 offsets: no overflow on large tensors (and no per-op int32 overflow checks in the interpreter).
+    offs_n = tile * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
+    offs_s = tl.arange(0, BLOCK_S).to(tl.int64)
+    offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
+    n_valid = offs_n < N
+    s_valid = offs_s < S
+    d_valid = offs_d < D
+    q = tl.load(
+        q_ptr + b * stride_qb + h * stride_qh + offs_n[:, None] * stride_qn + offs_d[None, :] * stride_qd,
+        mask=n_valid[:, None] & d_valid[None, :],
+        other=0.0,
+    )
+    kt = tl.load(  # k^T (BLOCK_D, BLOCK_S)
+        k_ptr + b * stride_kb + h * stride_kh + offs_s[None, :] * stride_ks + offs_d[:, None] * stride_kd,
+        mask=s_valid[None, :] & d_valid[:, None],
+        other=0.0,
+    )
+    v = tl.load(
+        v_ptr + b * stride_vb + h * stride_vh + offs_s[:, None] * stride_vs + offs_d[None, :] * stride_vd,
+        mask=s_valid[:, None] & d_valid[None, :],
+        other=0.0,
+    )
+
+    logits = tl.dot(q.to(DOT_DTYPE), kt.to(DOT_DTYPE), input_precision=DOT_PRECISION) * scale
+    logits = tl.where(s_valid[None, :], logits, float("-inf"))
+    row_max = tl.max(logits, axis=1)
+    p = tl.exp(logits - row_max[:, None])
+    row_sum = tl.sum(p, axis=1)
+    p = p / row_sum[:, None]
+    # p rounded to the input dtype first, as the native 16-bit dot needs (a no-op for fp32).
+    p = p.to(v_ptr.dtype.element_ty).to(DOT_DTYPE)
+    out = tl.dot(p, v.to(DOT_DTYPE), input_precision=DOT_PRECISION)
+
+    tl.store(  # out is contiguous (B, H, N, d)
+        out_ptr + bh * N * D + offs_n[:, None] * D + offs_d[None, :],
+        out.to(out_ptr.dtype.element_ty),
+        mask=n_valid[:, None] & d_valid[None, :],
+    )
+    tl.store(lse_ptr + bh * N + offs_n, row_max + tl.log(row_sum), mask=n_valid)
+
+
+@triton.jit
+def _cross_attn_bwd_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    dout_ptr,
+    lse_ptr,
+    dq_ptr,
+    dk_part_ptr,
+    dv_part_ptr,
+    scale,
+    H,
+    N,
+    S,
+    D,
+    tiles_per_chunk,
+    stride_qb,
+    stride_qh,
+    stride_qn,
+    stride_qd,
+    stride_kb,
+    stride_kh,
+    stride_ks,
+    stride_kd,
+    stride_vb,
+    stride_vh,
+    stride_vs,
+    stride_vd,
+    stride_ob,
+    stride_oh,
+    stride_on,
+    stride_od,
+    BLOCK_N: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    DOT_DTYPE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
+    chunk = tl.program_id(0)
+    bh = tl.program_id(1).to(tl.int64)
+    b = bh // H
+    h = bh % H
+    scale = tl.cast(scale, tl.float32)
+
+    offs_s = tl.arange(0, BLOCK_S).to(tl.int64)
+    offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
+    arange_n = tl.arange(0, BLOCK_N).to(tl.int64)
+    s_valid = offs_s < S
+    d_valid = offs_d < D
+    kv_mask = s_valid[:, None] & d_valid[None, :]
+    q_base = q_ptr + b * stride_qb + h * stride_qh
+    do_base = dout_ptr + b * stride_ob + h * stride_oh
+    k = tl.load(
+        k_ptr + b * stride_kb + h * stride_kh + offs_s[:, None] * stride_ks + offs_d[None, :] * stride_kd,
+        mask=kv_mask,
+        other=0.0,
+    ).to(DOT_DTYPE)
+    v = tl.load(
+        v_ptr + b * stride_vb + h * stride_vh + offs_s[:, None] * stride_vs + offs_d[None, :] * stride_vd,
+        mask=kv_mask,
+        other=0.0,
+    ).to(DOT_DTYPE)
+
+    dk = tl.zeros((BLOCK_S, BLOCK_D), dtype=tl.float32)
+    dv = tl.zeros((BLOCK_S, BLOCK_D), dtype=tl.float32)
+    tile_start = chunk * tiles_per_chunk
+    num_tiles = (N + BLOCK_N - 1) // BLOCK_N  # not tl.cdiv: a nested jit call, slow when interpreted
+    tile_end = tl.minimum(tile_start + tiles_per_chunk, num_tiles)
+    for tile in range(tile_start, tile_end):
+        offs_n = tile * BLOCK_N + arange_n
+        n_valid = offs_n < N
+        row_mask = n_valid[:, None] & d_valid[None, :]
+        q = tl.load(q_base + offs_n[:, None] * stride_qn + offs_d[None, :] * stride_qd, mask=row_mask, other=0.0)
+        do = tl.load(do_base + offs_n[:, None] * stride_on + offs_d[None, :] * stride_od, mask=row_mask, other=0.0)
+        q = q.to(DOT_DTYPE)
+        do = do.to(DOT_DTYPE)
+        lse = tl.load(lse_ptr + bh * N + offs_n, mask=n_valid, other=0.0)
+
+        logits = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale
+        p = tl.where(n_valid[:, None] & s_valid[None, :], tl.exp(logits - lse[:, None]), 0.0)
+        dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
+        ds = p * (dp - tl.sum(p * dp, axis=1)[:, None])  # softmax backward, (BLOCK_N, BLOCK_S)
+        # Rounded to the input dtype first, as the native 16-bit dots need (no-ops for fp32).
+        ds = ds.to(q_ptr.dtype.element_ty).to(DOT_DTYPE)
+        p = p.to(v_ptr.dtype.element_ty).to(DOT_DTYPE)
+
+        dq = tl.dot(ds, k, input_precision=DOT_PRECISION) * scale
+        tl.store(  # dq is contiguous (B, H, N, d)
+            dq_ptr + bh * N * D + offs_n[:, None] * D + offs_d[None, :],
+            dq.to(dq_ptr.dtype.element_ty),
+            mask=row_mask,
+        )
+        dk = tl.dot(tl.trans(ds), q, dk, input_precision=DOT_PRECISION)
+        dv = tl.dot(tl.trans(p), do, dv, input_precision=DOT_PRECISION)
+
+    part = (chunk * tl.num_programs(1) + bh) * S * D  # partials are contiguous (chunks, B*H, S, d)
+    tl.store(dk_part_ptr + part + offs_s[:, None] * D + offs_d[None, :], dk * scale, mask=kv_mask)
+    tl.store(dv_part_ptr + part + offs_s[:, None] * D + offs_d[None, :], dv, mask=kv_mask)
+
+
+def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    if q.ndim != 4 or k.ndim != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
+        raise ValueError(
+            "slot_cross_attention expects q (B, H, N, d) and k, v (B, H, S, d); got "
+            f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
+    if k.shape[2] > MAX_KEYS or q.shape[3] > MAX_HEAD_DIM:
+        raise ValueError(
+            f"slot_cross_attention supports at most {MAX_KEYS} keys and head dim {MAX_HEAD_DIM}; "
+            f"got {k.shape[2]} keys, head dim {q.shape[3]} (use AttnProcessor2_0 for long key sequences)"
+        )
+
+
+def _num_warps(block_d: int) -> int:
+    return 8 if block_d >= 128 else 4
+
+
+def _forward(q, k, v, scale):
+    _check(q, k, v)
+    check_launchable(_cross_attn_fwd_kernel, "slot_cross_attention", q, k, v)
+    batch, heads, num_queries, dim = q.shape
+    num_keys = k.shape[2]
+    out = torch.empty((batch, heads, num_queries, dim), device=q.device, dtype=q.dtype)
+    lse = torch.empty((batch, heads, num_queries), device=q.device, dtype=torch.float32)
+    if out.numel() == 0:
+        return out, lse
+    if num_keys == 0:
+        raise ValueError("slot_cross_attention needs at least one key")
+    block_d = dot_block(dim)
+    with device_guard(q):
+        _cross_attn_fwd_kernel[(triton.cdiv(num_queries, BLOCK_N), batch * heads)](
+            q, k, v, out, lse, float(scale), heads, num_queries, num_keys, dim,
+            *q.stride(), *k.stride(), *v.stride(),
+            BLOCK_N=BLOCK_N, BLOCK_S=dot_block(num_keys), BLOCK_D=block_d,
+            **dot_config(_cross_attn_fwd_kernel, q.dtype), num_warps=_num_warps(block_d),
+        )  # fmt: skip
+    return out, lse
+
+
+def _backward(q, k, v, lse, grad_out, scale):
+    batch, heads, num_queries, dim = q.shape
+    num_keys = k.shape[2]
+    dq = torch.empty((batch, heads, num_queries, dim), device=q.device, dtype=q.dtype)
+    if dq.numel() == 0 or num_keys == 0:
+        return dq.zero_(), k.new_zeros(k.shape), v.new_zeros(v.shape)
+    chunks, tiles_per_chunk = split_rows(
+        _cross_attn_bwd_kernel, q.device, triton.cdiv(num_queries, BLOCK_N), batch * heads
+    )
+    dk_part = torch.empty((chunks, batch, heads, num_keys, dim), device=q.device, dtype=torch.float32)
+    dv_part = torch.empty_like(dk_part)
+    block_d = dot_block(dim)
+    with device_guard(q):
+        _cross_attn_bwd_kernel[(chunks, batch * heads)](
+            q, k, v, grad_out, lse, dq, dk_part, dv_part, float(scale), heads, num_queries, num_keys, dim,
+            tiles_per_chunk, *q.stride(), *k.stride(), *v.stride(), *grad_out.stride(),
+            BLOCK_N=BLOCK_N, BLOCK_S=dot_block(num_keys), BLOCK_D=block_d,
+            **dot_config(_cross_attn_bwd_kernel, q.dtype), num_warps=_num_warps(block_d),
+        )  # fmt: skip
+    return dq, dk_part.sum(0).to(k.dtype), dv_part.sum(0).to(v.dtype)
+
+
+# -- torch.library ops ------------------------------------------------------------------------------
+
+
+@torch.library.custom_op(
+    "lsd::slot_cross_attention",
+    mutates_args=(),
+    schema="(Tensor q, Tensor k, Tensor v, float scale) -> (Tensor, Tensor)",
+)
+def _slot_cross_attention_op(q, k, v, scale):
+    """Returns ``out`` (B, H, N, d) in q's dtype and, kept for the backward, the row
+    log-sum-exp (B, H, N) in fp32."""
+    return _forward(q, k, v, scale)
+
+
+@_slot_cross_attention_op.register_fake
+def _(q, k, v, scale):
+    batch, heads, num_queries, dim = q.shape
+    return (
+        q.new_empty((batch, heads, num_queries, dim)),
+        q.new_empty((batch, heads, num_queries), dtype=torch.float32),
+    )
+
+
+@torch.library.custom_op(
+    "lsd::slot_cross_attention_backward",
+    mutates_args=(),
+    schema="(Tensor q, Tensor k, Tensor v, Tensor lse, Tensor grad_out, float scale) -> (Tensor, Tensor, Tensor)",
+)
+def _slot_cross_attention_backward_op(q, k, v, lse, grad_out, scale):
+    """Gradients ``(dq, dk, dv)`` of :func:`_slot_cross_attention_op`, contiguous."""
+    return _backward(q, k, v, lse, grad_out, scale)
+
+
+@_slot_cross_attention_backward_op.register_fake
+def _(q, k, v, lse, grad_out, scale):
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, scale = inputs
+    _, lse = output
+    ctx.save_for_backward(q, k, v, lse)
+    ctx.scale = scale
+
+
+def _backward_rule(ctx, grad_out, grad_lse):
+    # lse is an internal output (saved for this rule); its gradient is ignored.
+    q, k, v, lse = ctx.saved_tensors
+    if grad_out is None:
+        return None, None, None, None
+    dq, dk, dv = _slot_cross_attention_backward_op(q, k, v, lse, grad_out, ctx.scale)
+    return dq, dk, dv, None
+
+
+_slot_cross_attention_op.register_autograd(_backward_rule, setup_context=_setup_context)
+
+
+def slot_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """Fused :func:`slot_cross_attention_ref` (same results and gradients).
+
+    Args:
+        q: queries ``(B, H, N, d)``; k, v: keys and values ``(B, H, S, d)``; any strides;
+            fp32/fp16/bf16 (promoted to a common dtype); arithmetic in fp32.
+        scale: logit multiplier; ``d ** -0.5`` when ``None``.
+
+    Returns:
+        ``(B, H, N, d)``, contiguous, in the inputs' dtype.
+    """
+    dtype = torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype)
+    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    out, _ = torch.ops.lsd.slot_cross_attention(q.to(dtype), k.to(dtype), v.to(dtype), scale)
+    return out
+
+
+class SlotCrossAttnProcessor:
+    """diffusers attention processor for cross-attention to a few tokens (slots), using
+    :func:`slot_cross_attention`. Same call signature and semantics as diffusers'
+    ``AttnProcessor2_0`` (4-D inputs, ``to_out``, ``residual_connection``,
+    ``rescale_output_factor``) except that the logits are scaled by ``attn.scale`` (as diffusers'
+    ``AttnProcessor``; equal to SDPA's default ``head_dim ** -0.5`` unless the layer was built
+    with ``scale_qk=False`` or an explicit ``scale``).
+
+    Not supported (raises): attention masks, self-attention (``encoder_hidden_states=None``),
+    and the optional norms ``spatial_norm``, ``group_norm``, ``norm_cross``, ``norm_q``/``norm_k``
+    (none is used by the UNets' cross-attention layers in LSD).
+    """
+
+    def __call__(
+        self,
+        attn,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args,
+        **kwargs,
+    ) -> torch.Tensor:
+        # A positional ``scale`` / ``scale=`` kwarg is deprecated and ignored by AttnProcessor2_0 too.
+        if attention_mask is not None:
+            raise NotImplementedError("SlotCrossAttnProcessor does not support attention_mask; use AttnProcessor2_0")
+        if encoder_hidden_states is None:
+            raise NotImplementedError(
+                "SlotCrossAttnProcessor is for cross-attention (encoder_hidden_states given); use AttnProcessor2_0 "
+                "for self-attention"
+            )
+        unsupported = [
+            name for name in ("spatial_norm", "group_norm", "norm_q", "norm_k") if getattr(attn, name, None) is not None
+        ]
+        if getattr(attn, "norm_cross", None):
+            unsupported.append("norm_cross")
+        if unsupported:
+            raise NotImplementedError(
+                f"SlotCrossAttnProcessor does not support attention layers with {', '.join(unsupported)}; "
+                "use AttnProcessor2_0"
+            )
+
+        residual = hidden_states
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size = hidden_states.shape[0]
+
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        head_dim = key.shape[-1] // attn.heads
+        # (B, L, H*d) -> (B, H, L, d) views: the kernel takes strides, nothing is copied.
+        query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+
+        hidden_states = slot_cross_attention(query, key, value, attn.scale)
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
+        hidden_states = hidden_states.to(query.dtype)
+
+        hidden_states = attn.to_out[0](hidden_states)  # linear projection
+        hidden_states = attn.to_out[1](hidden_states)  # dropout
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
