@@ -82,7 +82,8 @@ def release_cosine_cost(table: torch.Tensor) -> torch.Tensor:
 
     ``1 - dot / (sqrt(|a|) * sqrt(|b|) + 1e-6)`` in float32, operation for operation (the
     release's matmul of 0/1 float32 masks is exact, so only these IEEE roundings remain; they
-    are done in numpy, on the small table, with the same result bit for bit).
+    are done in numpy on the small table and agree with torch's float32 result up to one rounding
+    step: exact ties in the release's cost can, rarely, resolve differently).
     """
     return torch.from_numpy(_release_cosine_cost_np(table.cpu().numpy())).to(table.device)
 

@@ -314,13 +314,14 @@ def test_canonical_ties_equal_the_release_when_the_optimum_is_unique(seg):
 @given(segmentations(max_obj=6, max_slots=5))
 def test_numpy_and_torch_contingency_and_cost_agree(seg):
     # the CPU path bins with numpy, other devices with torch; the cosine cost is computed in numpy
-    # and must equal the release's float32 torch arithmetic bit for bit
+    # and agrees with the release's float32 torch arithmetic up to float32 rounding (hypothesis found
+    # inputs where numpy and torch round one division differently: bitwise equality does not hold)
     true, pred, num_slots = seg
     table = _contingency_numpy(true, pred, 7, num_slots)
     assert torch.equal(table, _contingency_torch(true, pred, 7, num_slots))
     dot = table.float()
     norm_gt, norm_slot = dot.sum(2).sqrt()[:, :, None], dot.sum(1).sqrt()[:, None, :]
-    assert torch.equal(release_cosine_cost(table), 1 - dot / (norm_gt @ norm_slot + 1e-6))
+    torch.testing.assert_close(release_cosine_cost(table), 1 - dot / (norm_gt @ norm_slot + 1e-6), rtol=2e-7, atol=2e-7)
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32, torch.uint16, torch.int64])
