@@ -11,6 +11,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests draw the same examples on every run: CI is deterministic; explore locally with
+# `pytest --hypothesis-seed=<n>` or HYPOTHESIS_PROFILE=explore.
+settings.register_profile("lsd", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "lsd"))
 
 
 @pytest.fixture
