@@ -156,5 +156,4 @@ class SlotConditionedUNet(UNet2DConditionModel):
 
     def set_kernel_backend(self, name: str) -> str:
         """``"torch"`` (SDPA), ``"triton"`` (fused slot cross-attention) or ``"auto"``."""
-        self.kernel_backend = set_unet_kernel_backend(self, name)
-        return self.kernel_backend
+        return set_unet_kernel_backend(self, name)  # records self.kernel_backend

@@ -215,12 +215,7 @@ def validate(config: TrainConfig) -> None:
             raise ValueError(f"invalid training config: {message}")
 
 
-def replace(config: TrainConfig, overrides: list[str]) -> TrainConfig:
-    """A copy of ``config`` with ``overrides`` applied."""
-    return load_train_config(apply_overrides(config.to_dict(), list(overrides)))
-
-
 __all__ = [
     "AutoencoderConfig", "CheckpointConfig", "DataConfig", "OptimConfig", "TrainConfig", "TrainLoopConfig",
-    "ValidationConfig", "apply_overrides", "available_train_configs", "load_train_config", "replace",
+    "ValidationConfig", "apply_overrides", "available_train_configs", "load_train_config",
 ]  # fmt: skip
