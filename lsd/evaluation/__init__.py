@@ -20,6 +20,7 @@ from lsd._lazy import lazy_exports
 _EXPORTS = {
     "EvaluationResult": "lsd.evaluation.evaluate",
     "evaluate": "lsd.evaluation.evaluate",
+    "evaluate_segmenter": "lsd.evaluation.evaluate",
     "slot_noise": "lsd.evaluation.evaluate",
     "DATASETS": "lsd.evaluation.loading",
     "build_dataset": "lsd.evaluation.loading",
@@ -37,6 +38,7 @@ __all__ = [
     "EvaluationResult",
     "build_dataset",
     "evaluate",
+    "evaluate_segmenter",
     "input_resolution",
     "load_model",
     "markdown_table",
@@ -50,6 +52,6 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from lsd.evaluation.evaluate import EvaluationResult, evaluate, slot_noise
+    from lsd.evaluation.evaluate import EvaluationResult, evaluate, evaluate_segmenter, slot_noise
     from lsd.evaluation.loading import DATASETS, build_dataset, input_resolution, load_model, resolve_checkpoint
     from lsd.evaluation.report import RESULT_FILES, markdown_table, write_report

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
@@ -44,7 +45,15 @@ from lsd.metrics.probes import DEFAULT_STEPS as DEFAULT_PROBE_STEPS
 from lsd.metrics.probes import DEFAULT_TRAIN_FRACTION
 from lsd.models.lsd import attention_to_segmentation
 
-__all__ = ["EvaluationResult", "evaluate", "slot_noise", "DEFAULT_PROBE_SEED", "DEFAULT_PROBE_STEPS"]
+__all__ = [
+    "EvaluationResult",
+    "Segmenter",
+    "evaluate",
+    "evaluate_segmenter",
+    "slot_noise",
+    "DEFAULT_PROBE_SEED",
+    "DEFAULT_PROBE_STEPS",
+]
 
 #: What each segmentation score averages (written into results.json).
 AVERAGING = {
@@ -314,6 +323,80 @@ def evaluate(
         max_num_objects=max_num_obj,
         conventions=_conventions(matching, ties, seed, probe_seed, probe_steps, ignores),
         probe_note=probe_note,
+        seconds=time.perf_counter() - start_time,
+        examples={k: torch.cat(v) for k, v in examples.items() if v},
+    )
+
+
+#: ``segment(pixel_values (B, 3, R, R) in [-1, 1], indices)`` -> segment ids ``(B, h, w)`` int64.
+Segmenter = Callable[[torch.Tensor, range], torch.Tensor]
+
+
+@torch.no_grad()
+def evaluate_segmenter(
+    segment: Segmenter,
+    dataset: Dataset,
+    *,
+    num_segments: int,
+    batch_size: int = 8,
+    matching: Matching = "cosine",
+    ties: Ties = "canonical",
+    max_images: int | None = None,
+    num_examples: int = 4,
+    progress: bool = True,
+    description: str = "baseline",
+) -> EvaluationResult:
+    """Segmentation scores of any per-pixel segmenter (a baseline) on ``dataset``, scored exactly as
+    :func:`evaluate` scores slots; no probes (a segmenter has no slot vectors).
+
+    ``segment`` gets a batch's ``pixel_values`` and the batch's dataset positions and returns ids
+    in ``[0, num_segments)`` at any size; they are resized to the GT mask size with nearest
+    neighbour interpolation.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    if max_images is not None and max_images < 1:
+        raise ValueError(f"`max_images` must be >= 1, got {max_images}")
+    start_time = time.perf_counter()
+    count = len(dataset) if max_images is None else min(max_images, len(dataset))
+    subset = dataset if count == len(dataset) else Subset(dataset, range(count))
+    accumulator = SegmentationAccumulator(
+        num_segments, matching=matching, ties=ties, max_num_obj=dataset.max_num_objects
+    )
+    examples: dict[str, list[torch.Tensor]] = {"pixel_values": [], "masks": [], "pred": []}
+    num_scored, ignores, position = 0, False, 0
+    for batch in tqdm(DataLoader(subset, batch_size=batch_size), desc=description, unit="batch", disable=not progress):
+        pixels, true = batch["pixel_values"], batch["masks"]
+        indices = range(position, position + pixels.shape[0])
+        position += pixels.shape[0]
+        ids = segment(pixels, indices)
+        if ids.shape[0] != pixels.shape[0] or ids.ndim != 3:
+            raise ValueError(f"{description}: segmenter returned {tuple(ids.shape)} for {pixels.shape[0]} images")
+        if int(ids.min()) < 0 or int(ids.max()) >= num_segments:
+            raise ValueError(f"{description}: segment ids outside [0, {num_segments})")
+        pred = F.interpolate(ids[:, None].float(), size=tuple(true.shape[-2:]), mode="nearest")[:, 0].long()
+        ignore = batch.get("ignore")
+        ignores = ignores or ignore is not None
+        _, scored = _score(accumulator, true, pred, batch["visible"], ignore)
+        num_scored += scored
+        kept = num_examples - sum(x.shape[0] for x in examples["masks"])
+        if kept > 0:
+            for key, value in (("pixel_values", pixels), ("masks", true), ("pred", pred)):
+                examples[key].append(value[:kept].cpu())
+    conventions = _conventions(matching, ties, 0, DEFAULT_PROBE_SEED, 0, ignores)
+    conventions["segmentation"] = f"{description}: segment ids resized to the GT size (nearest)"
+    del conventions["slot_init_noise"], conventions["probes"]
+    return EvaluationResult(
+        metrics=accumulator.compute(),
+        probes={},
+        probe_kinds={},
+        num_images=accumulator.num_images,
+        num_scored_objects=num_scored,
+        num_matched_objects=accumulator.num_matched_objects,
+        num_slots=num_segments,
+        max_num_objects=dataset.max_num_objects,
+        conventions=conventions,
+        probe_note="a baseline segmenter has no slots to probe",
         seconds=time.perf_counter() - start_time,
         examples={k: torch.cat(v) for k, v in examples.items() if v},
     )

@@ -32,7 +32,11 @@ def synth_dataset_dir(config: DataConfig) -> Path:
     from lsd.data.synthetic import SynthSpec, write_dataset
 
     spec = SynthSpec(
-        name=f"synth-{config.synth_level}-{config.resolution}",
+        # every field in the name, so stand-ins of different sizes live side by side under one root
+        name=(
+            f"synth-{config.synth_level}-{config.resolution}px-seed{config.synth_seed}"
+            f"-{config.synth_num_train}+{config.synth_num_validation}"
+        ),
         level=config.synth_level,
         resolution=config.resolution,
         seed=config.synth_seed,

@@ -1,0 +1,1 @@
+"""Benchmarks: ``pytest benchmarks --benchmark-only`` (see docs/perf.md)."""

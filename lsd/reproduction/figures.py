@@ -1,0 +1,112 @@
+"""Figures of a reproduction: training curves with the slot diagnostic, segmentations of held-out
+scenes side by side, and reconstructions decoded from slots. Each is written atomically (a
+temporary file renamed into place) with matplotlib's object API (no pyplot global state)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lsd.evaluation.report import _colour_ids
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", dpi=100)
+    os.replace(tmp, path)
+
+
+def _image(pixels: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` in [-1, 1] -> ``(H, W, 3)`` in [0, 1]."""
+    return ((pixels.float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+
+
+def plot_training_curves(logs: dict[str, list[dict[str, Any]]], path: str | os.PathLike) -> None:
+    """One panel per run: the training loss and the slot diagnostic (denoising loss with each
+    image's own slots vs with slots shuffled across the batch) against the optimizer step.
+
+    ``logs``: run label -> ``train_log.jsonl`` records (``step``, ``loss``, optionally
+    ``loss_right_slots`` / ``loss_shuffled_slots``).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5 * max(len(logs), 1), 3.8))
+    axes = fig.subplots(1, max(len(logs), 1), squeeze=False)[0]
+    for ax, (label, records) in zip(axes, logs.items(), strict=False):
+        steps = [r["step"] for r in records]
+        ax.plot(steps, [r["loss"] for r in records], color="0.6", lw=1, label="training loss")
+        diag = [r for r in records if "loss_right_slots" in r]
+        if diag:
+            ax.plot([r["step"] for r in diag], [r["loss_right_slots"] for r in diag], "o-", ms=3, label="own slots")
+            ax.plot(
+                [r["step"] for r in diag], [r["loss_shuffled_slots"] for r in diag], "s-", ms=3, label="shuffled slots"
+            )
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("denoising loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_segmentation_comparison(
+    pixel_values: torch.Tensor,
+    masks: torch.Tensor,
+    predictions: dict[str, tuple[torch.Tensor, int]],
+    path: str | os.PathLike,
+) -> None:
+    """Rows: held-out images. Columns: the image, its GT masks, then each method's segments.
+
+    ``pixel_values`` ``(n, 3, R, R)`` in [-1, 1]; ``masks`` ``(n, H, W)`` GT ids (0 = background);
+    ``predictions``: column title -> (ids ``(n, H, W)``, number of segments).
+    """
+    from matplotlib.figure import Figure
+
+    count = pixel_values.shape[0]
+    columns = 2 + len(predictions)
+    fig = Figure(figsize=(1.9 * columns, 1.9 * count + 0.4))
+    axes = fig.subplots(count, columns, squeeze=False)
+    num_gt = int(masks.max()) + 1
+    for row in range(count):
+        panels = [("image", _image(pixel_values[row])), ("ground truth", _colour_ids(masks[row].numpy(), num_gt, True))]
+        panels += [(title, _colour_ids(ids[row].numpy(), n, False)) for title, (ids, n) in predictions.items()]
+        for col, (title, picture) in enumerate(panels):
+            axes[row, col].imshow(picture, interpolation="nearest")
+            axes[row, col].set_axis_off()
+            if row == 0:
+                axes[row, col].set_title(title, fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_reconstructions(
+    pixel_values: torch.Tensor, reconstructions: dict[str, torch.Tensor], path: str | os.PathLike
+) -> None:
+    """Rows: held-out images; columns: the input, then each model's image generated from its slots.
+
+    ``pixel_values`` and each reconstruction: ``(n, 3, R, R)`` in [-1, 1].
+    """
+    from matplotlib.figure import Figure
+
+    count = pixel_values.shape[0]
+    columns = 1 + len(reconstructions)
+    fig = Figure(figsize=(2.0 * columns, 2.0 * count + 0.4))
+    axes = fig.subplots(count, columns, squeeze=False)
+    for row in range(count):
+        panels = [("input", pixel_values[row])] + [(t, images[row]) for t, images in reconstructions.items()]
+        for col, (title, picture) in enumerate(panels):
+            axes[row, col].imshow(_image(picture), interpolation="nearest")
+            axes[row, col].set_axis_off()
+            if row == 0:
+                axes[row, col].set_title(title, fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+__all__ = ["plot_reconstructions", "plot_segmentation_comparison", "plot_training_curves"]
