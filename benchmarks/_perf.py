@@ -210,7 +210,7 @@ def measure(
     device: torch.device,
     work: Work,
     compile_s: float | None = None,
-    max_abs_err: float | None = None,
+    max_rel_err: float | None = None,
 ) -> None:
     """Time ``fn`` (which must leave no GPU work queued: wrap it with :func:`sync`) as
     ``provider`` of ``group`` and record everything in ``benchmark.extra_info``.
@@ -234,7 +234,7 @@ def measure(
         bytes_formula=work.bytes_formula,
         items_per_call=work.items,
         compile_s=compile_s,
-        max_abs_err_vs_reference=max_abs_err,
+        max_rel_err_vs_reference=max_rel_err,
         **work.extra,
     )
     if benchmark.disabled:  # --benchmark-disable: one call, as a test
@@ -266,6 +266,8 @@ def measure(
         info["fraction_of_copy_bandwidth"] = work.bytes / median / limits.copy_bytes_s
 
 
-def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Largest absolute difference, computed in fp32."""
-    return (a.detach().float() - b.detach().float()).abs().max().item()
+def max_rel_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """``max |actual - expected| / max |expected|`` in fp32: the error relative to the output's scale."""
+    expected = expected.detach().float()
+    scale = expected.abs().max().clamp_min(torch.finfo(torch.float32).tiny)
+    return ((actual.detach().float() - expected).abs().max() / scale).item()

@@ -20,15 +20,16 @@ import torch
 from lsd.configs import load_config
 from lsd.models.slot_attention import SlotAttention
 
-from ._perf import Work, compile_backend, count_flops, max_abs_diff, measure, skip_unless_runnable, sync
+from ._perf import Work, compile_backend, count_flops, max_rel_diff, measure, skip_unless_runnable, sync
 
 PROVIDERS = ("eager", "compile", "triton")  # the reference first: its median is the groups' baseline
 REFERENCE = "eager"
 #: shape name -> (config whose slot_attention entry is used, batch on CPU, batch on GPU). MOVi-E at
 #: batch 4 on CPU keeps forward+backward near 0.5 s per call on one shared core.
 SHAPES = {"movi-e": ("movi-e", 4, 32), "small": ("tiny", 8, 64)}
-#: Largest |provider - eager| allowed on the outputs checked once before timing (slots are O(1)).
-TOLERANCE = {"fp32": 2e-3, "bf16 autocast": 1e-1}
+#: Largest max|provider - eager| / max|eager| allowed on the output (forward: slots; backward: the
+#: features' gradient), checked once before timing.
+TOLERANCE = {"fp32": 1e-3, "bf16 autocast": 5e-2}
 
 
 def slot_attention_config(config_name: str) -> dict:
@@ -152,8 +153,8 @@ def test_slot_attention(benchmark, device: torch.device, backward: bool, shape: 
         compile_s = time.perf_counter() - start
     else:
         call = reference_call
-    err = max_abs_diff(call(), expected)
-    assert err <= TOLERANCE[dtype], f"{provider} differs from eager by {err:.3g}"
+    err = max_rel_diff(call(), expected)
+    assert err <= TOLERANCE[dtype], f"{provider} differs from eager by {err:.3g} (relative to the largest value)"
 
     res = cfg["input_resolution"]
     heads, slots, slot_size = cfg["num_heads"], cfg["num_slots"], cfg["slot_size"]
@@ -176,5 +177,5 @@ def test_slot_attention(benchmark, device: torch.device, backward: bool, shape: 
             extra={"config": config_name, "batch": batch, "num_iterations": cfg["num_iterations"]},
         ),
         compile_s=compile_s,
-        max_abs_err=err,
+        max_rel_err=err,
     )

@@ -1,0 +1,101 @@
+"""The MOVi-E reproduction pipeline on the stand-in: outputs, determinism, diagnostics, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lsd.reproduction.movi_e import ReproduceOptions, reproduce_movi_e, slot_diagnostic
+
+REPO = Path(__file__).resolve().parents[2]
+# the smoke budget, cut to a few optimizer steps: what matters here is the pipeline, not learning
+FAST = ["train.max_steps=3", "checkpoint.every=3", "validation.every=0", "data.synth_num_train=24"]
+
+
+def _run(tmp_path: Path, name: str, **kwargs) -> dict:
+    options = ReproduceOptions(
+        output=tmp_path / name, budget="smoke", cache=tmp_path / "data", overrides=FAST, progress=False, **kwargs
+    )
+    return reproduce_movi_e(options)
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_every_output_and_same_seed_gives_identical_metrics(tmp_path):
+    first = _run(tmp_path, "a")
+    second = _run(tmp_path, "b")
+    out = tmp_path / "a"
+    for name in (
+        "results.json",
+        "table.md",
+        "table.csv",
+        "segmentations.png",
+        "reconstructions.png",
+        "training_curve.png",
+    ):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*.tmp"))  # nothing half-written left behind
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["seed"] == 0 and saved["budget"]["name"] == "smoke"
+    assert saved["data"]["kind"].startswith("synthetic stand-in")
+    assert saved["versions"]["torch"] and saved["wall_seconds"] > 0
+    labels = list(saved["methods"])
+    assert labels[0] == "LSD trained now (stand-in)"
+    assert {"k-means RGB, k=6", "k-means RGB+xy, k=6", "grid 3x3"} <= set(labels)
+    assert saved["methods"][labels[0]]["steps"] == 3
+    assert saved["methods"][labels[0]]["diagnostic"] is None  # 3 steps: no diagnostic record yet
+    # determinism: every metric of every method is identical across the two runs
+    for label in labels:
+        assert first["methods"][label]["metrics"] == second["methods"][label]["metrics"], label
+        assert first["methods"][label]["probes"] == second["methods"][label]["probes"], label
+    table = (out / "table.md").read_text()
+    assert "synthetic stand-in" in table and "| paper: LSD |" in table.splitlines()[4]
+
+
+def test_slot_diagnostic_averages_the_last_quarter_of_diagnostic_records():
+    log = [{"step": s, "loss": 1.0} for s in (1, 2)]
+    log += [
+        {"step": 10 * k, "loss": 1.0, "loss_right_slots": 0.1 * k, "loss_shuffled_slots": 0.3 * k} for k in range(1, 9)
+    ]
+    diag = slot_diagnostic(log)
+    assert diag["steps_averaged"] == [70, 80]
+    assert diag["loss_right_slots"] == pytest.approx(0.75)
+    assert diag["loss_shuffled_slots"] == pytest.approx(2.25)
+    assert diag["shuffled_over_right"] == pytest.approx(3.0)
+    assert len(diag["curve"]) == 8
+    assert slot_diagnostic([{"step": 1, "loss": 0.5}]) is None
+
+
+def test_paper_budget_without_data_names_the_missing_flag(tmp_path):
+    with pytest.raises(ValueError, match="--data"):
+        reproduce_movi_e(ReproduceOptions(output=tmp_path / "o", budget="paper"))
+
+
+def test_missing_data_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        reproduce_movi_e(ReproduceOptions(output=tmp_path / "o", data=tmp_path / "nowhere"))
+
+
+def test_unknown_budget_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown budget 'huge'"):
+        reproduce_movi_e(ReproduceOptions(output=tmp_path / "o", budget="huge"))
+
+
+def test_shipped_checkpoint_must_be_an_lsd_model_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="lsd_config.json"):
+        reproduce_movi_e(ReproduceOptions(output=tmp_path / "o", shipped=tmp_path / "empty"))
+
+
+def test_script_help_lists_the_budgets():
+    out = subprocess.run(
+        [sys.executable, str(REPO / "reproductions" / "movi_e.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for flag in ("--data", "--checkpoint", "--budget", "--seed", "--output", "smoke", "paper"):
+        assert flag in out
