@@ -1,4 +1,4 @@
-"""The ``lsd`` command line: ``lsd train``, ``lsd synth``, ``lsd evaluate`` (also ``python -m lsd ...``).
+"""The ``lsd`` command line: ``lsd train``, ``lsd synth``, ``lsd evaluate``, ``lsd bench-report`` (also ``python -m lsd ...``).
 
 Multi-GPU / multi-node: ``accelerate launch [--num_processes N ...] -m lsd train --config ...``.
 """
@@ -99,6 +99,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_report(args: argparse.Namespace) -> int:
+    from lsd.bench_report import write_report
+
+    md_path, png_path = write_report(args.json, args.output)
+    print(f"wrote {md_path} and {png_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lsd", description="Latent Slot Diffusion")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num-workers", type=int, default=0)
     evaluate.add_argument("--clevrtex-crop", default="lsd", choices=["lsd", "official"], help="CLEVRTex protocol")
     evaluate.set_defaults(func=_evaluate)
+
+    from lsd.bench_report import add_arguments
+
+    bench_report = sub.add_parser("bench-report", help="pytest-benchmark JSON -> markdown table of ratios and a chart")
+    add_arguments(bench_report)
+    bench_report.set_defaults(func=_bench_report)
     return parser
 
 

@@ -27,7 +27,7 @@ def slot_attention_params(C, D, mlp, out):
 
 
 def test_shipped_configs():
-    assert {"movi-e", "coco", "cpu", "tiny"} <= set(available_configs())
+    assert {"movi-e", "coco", "cpu", "standin", "tiny"} <= set(available_configs())
 
 
 def test_movi_e_builds_with_the_spec_parameter_counts():
@@ -52,7 +52,7 @@ def test_coco_slot_attention_matches_the_spec():
     assert config["frozen"] == ["backbone", "unet"]
 
 
-@pytest.mark.parametrize("name", ["tiny", "cpu"])
+@pytest.mark.parametrize("name", ["tiny", "cpu", "standin"])
 def test_config_builds_and_trains_one_step(name):
     torch.manual_seed(0)
     model = build_model(name)

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from lsd.configs import load_config
 from lsd.training.config import TrainConfig
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -69,6 +70,24 @@ def resolve_resume(resume: str | os.PathLike | None, output_dir: str | os.PathLi
     if not (path / "trainer_state.json").is_file():
         raise FileNotFoundError(f"{path} is not a complete lsd training checkpoint (no trainer_state.json)")
     return path
+
+
+def same_model_config(saved: str | dict | None, current: str | dict) -> bool:
+    """Whether a checkpoint's model config (a name, path or dict, as saved) builds the same model
+    as ``current``: equal after resolving both, ignoring ``name`` and ``description``."""
+    if saved is None:
+        return False
+    if saved == current:
+        return True
+    try:
+        resolved = load_config(saved)
+    except (FileNotFoundError, ValueError):
+        return False
+    ignored = ("name", "description")
+    current_resolved = load_config(current)
+    return {k: v for k, v in resolved.items() if k not in ignored} == {
+        k: v for k, v in current_resolved.items() if k not in ignored
+    }
 
 
 def _rng_state() -> dict[str, Any]:
@@ -163,7 +182,9 @@ class Trainer:
                     },
                     tmp / "training_state.pt",
                 )
-                (tmp / "train_config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+                record = self.config.to_dict()
+                record["model"] = load_config(self.config.model)  # self-contained: resumable without the file
+                (tmp / "train_config.json").write_text(json.dumps(record, indent=2) + "\n")
                 state = {"step": self.step, "micro_step": self.step * self.config.train.grad_accum, **(extra or {})}
                 (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n")
                 if target.exists():
@@ -184,7 +205,7 @@ class Trainer:
         from lsd.models.lsd import LatentSlotDiffusion
 
         saved = json.loads((path / "train_config.json").read_text())
-        if saved.get("model") != self.config.to_dict()["model"]:
+        if not same_model_config(saved.get("model"), self.config.model):
             raise ValueError(f"{path} was trained with a different model config than this run's `model`")
         loaded = LatentSlotDiffusion.from_pretrained(path / "model")
         self.unwrapped.load_state_dict(loaded.state_dict())
@@ -332,4 +353,12 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> Train
     return Trainer(config).train(resume=resume)
 
 
-__all__ = ["NonFiniteLossError", "TrainResult", "Trainer", "list_checkpoints", "resolve_resume", "train"]
+__all__ = [
+    "NonFiniteLossError",
+    "TrainResult",
+    "Trainer",
+    "list_checkpoints",
+    "resolve_resume",
+    "same_model_config",
+    "train",
+]

@@ -39,12 +39,12 @@ def test_smoke_run_writes_every_output_and_same_seed_gives_identical_metrics(tmp
         assert (out / name).is_file(), name
     assert not list(out.glob(".*.tmp"))  # nothing half-written left behind
     saved = json.loads((out / "results.json").read_text())
-    assert saved["seed"] == 0 and saved["budget"]["name"] == "smoke"
+    assert saved["seed"] == 42 and saved["budget"]["name"] == "smoke"
     assert saved["data"]["kind"].startswith("synthetic stand-in")
     assert saved["versions"]["torch"] and saved["wall_seconds"] > 0
     labels = list(saved["methods"])
     assert labels[0] == "LSD trained now (stand-in)"
-    assert {"k-means RGB, k=6", "k-means RGB+xy, k=6", "grid 3x3"} <= set(labels)
+    assert {"k-means RGB, k=7", "k-means RGB+xy, k=7", "grid 3x3"} <= set(labels)
     assert saved["methods"][labels[0]]["steps"] == 3
     assert saved["methods"][labels[0]]["diagnostic"] is None  # 3 steps: no diagnostic record yet
     # determinism: every metric of every method is identical across the two runs

@@ -240,3 +240,20 @@ def test_multi_process_first_update_equals_single_process(make_config, tmp_path)
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         torch.testing.assert_close(got[key], value, rtol=1e-5, atol=1e-7, msg=lambda m, key=key: f"{key}: {m}")
+
+
+def test_resume_accepts_the_same_model_config_under_another_name_and_rejects_a_different_one(tmp_path):
+    from lsd.configs import load_config
+    from lsd.training.trainer import same_model_config
+
+    renamed = {**load_config("tiny"), "name": "tiny-copy", "description": "same model, new name"}
+    path = tmp_path / "renamed.json"
+    path.write_text(json.dumps(renamed))
+    assert same_model_config("tiny", "tiny")
+    assert same_model_config(str(path), "tiny")  # a saved path, resolved
+    assert same_model_config(renamed, "tiny")  # a saved dict (what checkpoints now store)
+    changed = json.loads(json.dumps(renamed))
+    changed["slot_attention"]["num_slots"] += 1
+    assert not same_model_config(changed, "tiny")
+    assert not same_model_config(str(tmp_path / "gone.json"), "tiny")  # unresolvable: not the same
+    assert not same_model_config(None, "tiny")
