@@ -14,9 +14,9 @@ nox.options.reuse_existing_virtualenvs = True
 TORCH = "torch==2.13.0"
 
 
-def install_project(session: nox.Session, extras: str) -> None:
+def install_project(session: nox.Session, extras: str = "") -> None:
     session.install(TORCH)
-    session.install("-e", f".[{extras}]")
+    session.install("-e", f".[{extras}]" if extras else ".")
 
 
 @nox.session(python="3.11")
@@ -42,7 +42,7 @@ def reproduce_movi_e(session: nox.Session) -> None:
     evaluated beside the shipped stand-in checkpoint and the k-means / grid baselines.
     Flags are those of `python reproductions/movi_e.py --help`.
     """
-    install_project(session, "test")
+    install_project(session)
     session.run("python", "reproductions/movi_e.py", *session.posargs)
 
 

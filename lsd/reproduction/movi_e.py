@@ -154,6 +154,31 @@ def _train_config(opts: ReproduceOptions, budget: Budget):
     return load_train_config(budget.train_config, overrides + list(opts.overrides))
 
 
+def _check_resumable(train_config) -> None:
+    """An output folder already holding a training run may only be resumed by the same recipe
+    (any ``train.max_steps``): otherwise this run's numbers would mix two configurations."""
+    from lsd.training.trainer import list_checkpoints, same_model_config
+
+    found = list_checkpoints(train_config.output_dir)
+    if not found:
+        return
+    saved = json.loads((found[-1] / "train_config.json").read_text())
+    current = train_config.to_dict()
+    differs = [] if same_model_config(saved.get("model"), current["model"]) else ["model"]
+    for section, values in current.items():
+        if isinstance(values, dict) and section not in ("checkpoint", "validation"):
+            differs += [
+                f"{section}.{key}"
+                for key, value in values.items()
+                if (section, key) != ("train", "max_steps") and saved.get(section, {}).get(key) != value
+            ]
+    if differs:
+        raise ValueError(
+            f"{train_config.output_dir} holds a training run with different settings ({', '.join(differs)}); "
+            "choose another --output or remove that folder"
+        )
+
+
 def _standin_folder(train_config) -> Path:
     """The stand-in dataset the training config names (generated on first use)."""
     from lsd.training.data import synth_dataset_dir
@@ -208,6 +233,7 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
         from lsd.training.trainer import train
 
         train_config = _train_config(opts, budget)
+        _check_resumable(train_config)
         if standin:
             _standin_folder(train_config)
         result = train(train_config, resume="latest")

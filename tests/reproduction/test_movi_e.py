@@ -99,3 +99,20 @@ def test_script_help_lists_the_budgets():
     ).stdout
     for flag in ("--data", "--checkpoint", "--budget", "--seed", "--output", "smoke", "paper"):
         assert flag in out
+
+
+def test_an_output_folder_trained_with_another_seed_is_not_silently_resumed(tmp_path, monkeypatch):
+    from lsd.reproduction import movi_e
+
+    checkpoint = tmp_path / "o" / "train" / "checkpoints" / "checkpoint-00000003"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text("{}")
+    options = ReproduceOptions(output=tmp_path / "o", budget="smoke", cache=tmp_path / "data", overrides=FAST)
+    saved = movi_e._train_config(options, movi_e.BUDGETS["smoke"]).to_dict()
+    saved["train"]["seed"] = 7
+    (checkpoint / "train_config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"different settings \(train.seed\)"):
+        reproduce_movi_e(options)
+    saved["train"]["seed"], saved["train"]["max_steps"] = options.seed, 100  # a longer run of the same recipe
+    (checkpoint / "train_config.json").write_text(json.dumps(saved))
+    movi_e._check_resumable(movi_e._train_config(options, movi_e.BUDGETS["smoke"]))  # accepted
