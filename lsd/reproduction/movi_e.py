@@ -257,7 +257,8 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
         models.append((f"LSD checkpoint {Path(opts.checkpoint).name}{tag}", "checkpoint", model, {"kind": kind}))
     if standin and opts.shipped is not None:
         shipped = LatentSlotDiffusion.from_pretrained(opts.shipped)
-        log = _read_log(Path(opts.shipped) / "train_log.jsonl")
+        shipped_dir = Path(opts.shipped)  # a model folder, or `model/` inside a training checkpoint
+        log = _read_log(shipped_dir / "train_log.jsonl") or _read_log(shipped_dir.parent / "train_log.jsonl")
         if log:
             logs[f"LSD shipped checkpoint{tag}"] = log
         extra = {"checkpoint": str(opts.shipped), "diagnostic": slot_diagnostic(log)}
