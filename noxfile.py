@@ -24,6 +24,8 @@ def tests(session: nox.Session) -> None:
     """The test suite on CPU (Triton kernels run under TRITON_INTERPRET=1, set in conftest)."""
     install_project(session, "test")
     session.run("pytest", *(session.posargs or ["-q"]))
+    if not session.posargs:  # every benchmark body once, as a test (no timing)
+        session.run("pytest", "benchmarks", "--benchmark-disable", "-q")
 
 
 @nox.session(python="3.11")

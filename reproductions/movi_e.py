@@ -34,7 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="cpu",
         help="; ".join(f"{b.name}: {b.description}" for b in BUDGETS.values()),
     )
-    parser.add_argument("--seed", type=int, default=42, help="training and evaluation seed (default 42, the shipped run's)")
+    parser.add_argument(
+        "--seed", type=int, default=42, help="training and evaluation seed (default 42, the shipped run's)"
+    )
     parser.add_argument("--output", type=Path, help="default: outputs/reproduce-movi-e-<budget>")
     parser.add_argument("--cache", type=Path, default=Path("data"), help="where the stand-in scenes are generated")
     parser.add_argument(
