@@ -280,13 +280,14 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
         data_record = {"kind": "MOVi-E", "folder": str(opts.data), "split": "validation"}
 
     # 3. evaluate every model and the baselines on the same images
+    device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     methods: dict[str, dict[str, Any]] = {}
     predictions: dict[str, tuple[torch.Tensor, int]] = {}
     examples = None
     for label, role, model, extra in models:
         result = evaluate(
             model, dataset, seed=opts.seed, probe_steps=budget.probe_steps, max_images=budget.eval_images,
-            device=opts.device, num_examples=budget.figure_images, progress=opts.progress,
+            device=device, num_examples=budget.figure_images, progress=opts.progress,
         )  # fmt: skip
         methods[label] = _lsd_record(result, label, role, **extra)
         predictions[label] = (result.examples["pred"], result.num_slots)
