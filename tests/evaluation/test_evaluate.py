@@ -57,7 +57,10 @@ def test_results_equal_scoring_the_whole_set_directly(model, dataset, matching, 
     assert result.num_matched_objects == slots.shape[0] > 0
     assert result.num_scored_objects == int(batch["visible"][:, 1:].sum())
     probes = fit_property_probes(slots, labels, dataset.property_kinds, steps=probe_steps)
-    assert result.probes == probes
+    # the slot vectors of a batch of 4 and of the whole set can differ in the last float bits
+    assert result.probes.keys() == probes.keys()
+    for name, value in probes.items():
+        assert result.probes[name] == pytest.approx(value, rel=1e-5), name
     assert set(result.probes) == {"category", "image_positions", "bboxes_3d", "scale"}
     assert result.num_images == NUM_IMAGES and result.num_slots == 4
 
@@ -72,7 +75,14 @@ def test_same_seed_gives_identical_results_whatever_the_batch_size(model, datase
     first, pred = run(7, 4)
     again, pred_again = run(7, 4)
     one_batch, _ = run(7, NUM_IMAGES)
-    assert first == again == one_batch
+    assert first == again  # bitwise: same seed, same batching
+    # Another batching gives the same segmentation exactly; the slot vectors can differ in the last
+    # float bits (CPU kernels reduce differently per batch shape), so the fitted probes agree to 1e-5.
+    probes, probes_one_batch = first.pop("probes"), one_batch.pop("probes")
+    assert first == one_batch
+    assert probes.keys() == probes_one_batch.keys()
+    for name, probe in probes.items():
+        assert probe["value"] == pytest.approx(probes_one_batch[name]["value"], rel=1e-5), name
     assert torch.equal(pred, pred_again)
     _, other_pred = run(8, 4)
     assert not torch.equal(pred, other_pred)  # the seed does drive the slot initialisation
