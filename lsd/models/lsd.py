@@ -312,11 +312,33 @@ class LatentSlotDiffusion(nn.Module):
         shape = (slots.shape[0], cfg.in_channels, cfg.sample_size, cfg.sample_size)
         latents = randn_tensor(shape, generator=generator, device=slots.device, dtype=slots.dtype)
         latents = latents * scheduler.init_noise_sigma
-        for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress):
+        timesteps = scheduler.timesteps
+        lowest_trained = self.objective.min_timestep
+        for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress)):
             model_input = scheduler.scale_model_input(latents, t)
             pred = self.unet(model_input, t, encoder_hidden_states=slots).sample
+            following = int(timesteps[i + 1]) if i + 1 < len(timesteps) else -1
+            if lowest_trained > 0 and following < lowest_trained:
+                # A denoiser trained on t >= min_timestep has never seen lower noise: stop here and
+                # return its clean estimate (a documented departure; min_timestep = 0 is the release).
+                latents = self.predict_clean(latents, pred, t)
+                break
             latents = scheduler.step(pred, t, latents).prev_sample
         return self.decode_latents(latents).clamp(-1, 1)
+
+    def predict_clean(self, noisy: torch.Tensor, pred: torch.Tensor, timestep: int | torch.Tensor) -> torch.Tensor:
+        """The clean latents ``x0`` implied by the denoiser's output ``pred`` at ``timestep``
+        (epsilon: ``(x_t - sqrt(1 - a) eps) / sqrt(a)``; v: ``sqrt(a) x_t - sqrt(1 - a) v``, with
+        ``a`` the training scheduler's cumulative alpha). Shapes: ``(B, C, h, w)``."""
+        alpha = self.scheduler.alphas_cumprod[int(timestep)].to(device=noisy.device, dtype=torch.float32)
+        x_t, out = noisy.float(), pred.float()
+        if self.scheduler.config.prediction_type == "epsilon":
+            clean = (x_t - (1 - alpha).sqrt() * out) / alpha.sqrt()
+        elif self.scheduler.config.prediction_type == "v_prediction":
+            clean = alpha.sqrt() * x_t - (1 - alpha).sqrt() * out
+        else:
+            raise ValueError(f"unsupported prediction_type {self.scheduler.config.prediction_type!r}")
+        return clean.to(noisy.dtype)
 
     def min_snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
         """min-SNR-gamma weights ``(B,)``: ``min(snr, gamma) / snr`` for epsilon targets,

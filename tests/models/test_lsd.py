@@ -272,3 +272,30 @@ def test_bf16_autocast_keeps_the_loss_in_float32_and_close_to_fp32(tiny_model, i
     assert mixed.loss.item() == pytest.approx(reference.loss.item(), rel=2e-2)
     mixed.loss.backward()
     assert all(p.grad is not None for p in tiny_model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+@pytest.mark.parametrize("min_timestep", [0, 300])
+def test_generate_stays_in_the_trained_timestep_range_and_an_oracle_denoiser_recovers_the_image(
+    images, prediction_type, min_timestep
+):
+    model = pixel_model(prediction_type, min_timestep=min_timestep).double()
+    z = torch.nn.functional.pixel_unshuffle(images.double(), 2) * 1.5  # the clean latents, known exactly
+    seen = []
+
+    def oracle(sample, timestep):  # the exact denoiser output for clean latents z
+        seen.append(int(timestep))
+        ab = alphas_bar(int(timestep))
+        eps = (sample - ab.sqrt() * z) / (1 - ab).sqrt()
+        return eps if prediction_type == "epsilon" else ab.sqrt() * eps - (1 - ab).sqrt() * z
+
+    model.unet = _Recorder(model.unet, oracle)
+    slots = torch.zeros(images.shape[0], 3, model.unet.config.cross_attention_dim, dtype=torch.float64)
+    out = model.generate(slots, num_inference_steps=10, sampler="ddim", generator=torch.Generator().manual_seed(0))
+    assert min(seen) >= min_timestep
+    if min_timestep:
+        assert len(seen) < 10  # stopped at the last timestep the denoiser was trained on
+    else:
+        assert len(seen) == 10 and min(seen) < 300
+    # exact clean estimate at the stop; the full DDIM path goes through the scheduler's float32 alphas
+    torch.testing.assert_close(out, images.double().clamp(-1, 1), rtol=0, atol=1e-6 if min_timestep else 1e-5)
