@@ -55,7 +55,16 @@ BUDGETS = {
     "smoke": Budget(
         "smoke", "synth-smoke", 16, 50, 1, 5, 2, "CI check of the whole pipeline (minutes): numbers mean nothing"
     ),
-    "cpu": Budget("cpu", "synth-cpu", None, 4000, 3, 25, 4, "the default: a from-scratch CPU run of about 20 minutes"),
+    "cpu": Budget(
+        "cpu",
+        "synth-cpu",
+        None,
+        4000,
+        3,
+        25,
+        4,
+        "the default: 1,500 steps from scratch, about 10 minutes on 2 CPU cores",
+    ),
     "paper": Budget("paper", "movi-e-paper", None, 4000, 3, 25, 4, "the release's recipe (GPUs, days); needs --data"),
 }
 
