@@ -116,3 +116,22 @@ def test_an_output_folder_trained_with_another_seed_is_not_silently_resumed(tmp_
     saved["train"]["seed"], saved["train"]["max_steps"] = options.seed, 100  # a longer run of the same recipe
     (checkpoint / "train_config.json").write_text(json.dumps(saved))
     movi_e._check_resumable(movi_e._train_config(options, movi_e.BUDGETS["smoke"]))  # accepted
+
+
+@pytest.mark.slow
+def test_real_movi_layout_trains_on_its_frames_and_evaluates_its_validation_split(tmp_path):
+    from lsd.data.fixtures import write_movi
+
+    data = tmp_path / "movi"
+    write_movi(data, split="train", num_videos=8, num_frames=2, size=64, seed=1)  # 90 %: 14 frames
+    write_movi(data, split="validation", num_videos=2, num_frames=2, size=64, seed=2)
+    options = ReproduceOptions(
+        output=tmp_path / "out", data=data, budget="smoke", overrides=FAST[:3], progress=False, shipped=None
+    )
+    record = reproduce_movi_e(options)
+    assert record["data"] == {"kind": "MOVi-E", "folder": str(data), "split": "validation"}
+    trained = record["methods"]["LSD trained now"]  # real data: no "(stand-in)" label anywhere
+    assert trained["num_images"] == 4 and trained["steps"] == 3
+    assert record["train_config"]["data"]["kind"] == "glob"
+    assert record["train_config"]["data"]["root"] == str(data / "movi-e" / "movi-e-train-with-label" / "images")
+    assert "stand-in" not in (tmp_path / "out" / "table.md").read_text()
