@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lsd.configs import load_config
 from lsd.training.trainer import NonFiniteLossError, Trainer, list_checkpoints
 
 
@@ -65,7 +66,11 @@ def test_checkpoints_are_complete_limited_and_carry_the_resolved_config(make_con
             "train_config.json",
             "trainer_state.json",
         }
-        assert json.loads((ckpt / "train_config.json").read_text()) == config.to_dict()
+        # the whole training config, with the model config resolved (resumable without its file)
+        assert json.loads((ckpt / "train_config.json").read_text()) == {
+            **config.to_dict(),
+            "model": load_config(config.model),
+        }
     assert not [p for p in (Path(config.output_dir) / "checkpoints").iterdir() if p.name.startswith(".")]
     import lsd
 
