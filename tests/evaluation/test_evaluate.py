@@ -198,3 +198,34 @@ def test_a_dinov2_backbone_gets_the_imagenet_normalised_view():
     view = _backbone_view(model, to_model_range(image)[None])
     torch.testing.assert_close(view[0], imagenet_normalise(image), rtol=0, atol=1e-5)
     assert _backbone_view(SimpleNamespace(backbone=torch.nn.Identity()), view) is None
+
+
+def test_evaluate_segmenter_scores_any_segmenter_like_slots(dataset):
+    from lsd.evaluation import evaluate_segmenter
+
+    truth = _whole_set(dataset)["masks"]  # (N, H, W) GT ids, 0 = background
+    num_ids = int(truth.max()) + 1
+
+    def oracle(pixels, indices):  # the ground truth itself
+        return truth[list(indices)]
+
+    def half(pixels, indices):  # the ground truth at half size, resized back with nearest neighbours
+        return truth[list(indices)][:, ::2, ::2]
+
+    perfect = evaluate_segmenter(oracle, dataset, num_segments=num_ids, batch_size=3, progress=False)
+    assert perfect.metrics["fg_ari"] == pytest.approx(1.0) and perfect.metrics["mbo"] == pytest.approx(1.0)
+    coarse = evaluate_segmenter(half, dataset, num_segments=num_ids, batch_size=3, progress=False)
+    upsampled = truth[:, ::2, ::2].repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # nearest, by hand
+    whole = _whole_set(dataset)
+    expected = segmentation_scores(
+        truth, upsampled, num_slots=num_ids, visible=whole["visible"], max_num_obj=dataset.max_num_objects
+    )
+    assert coarse.metrics == expected  # scored exactly as slots are scored
+    assert perfect.probes == {} and perfect.num_images == NUM_IMAGES
+
+    with pytest.raises(ValueError, match=r"outside \[0, 2\)"):
+        evaluate_segmenter(oracle, dataset, num_segments=2, progress=False)
+    with pytest.raises(ValueError, match="returned"):
+        evaluate_segmenter(
+            lambda px, idx: torch.zeros(1, 4, 4, dtype=torch.long), dataset, num_segments=2, batch_size=2
+        )
