@@ -15,10 +15,10 @@ import json
 import math
 import os
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from lsd._atomic import atomic_write
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -165,20 +165,8 @@ def bar_chart(table: pd.DataFrame, path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("speedup vs the group's reference (reference median / median)")
     fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """``write(tmp_path)`` into a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(json_path: str | os.PathLike, output: str | os.PathLike) -> tuple[Path, Path]:
@@ -192,7 +180,7 @@ def write_report(json_path: str | os.PathLike, output: str | os.PathLike) -> tup
     out.mkdir(parents=True, exist_ok=True)
     md_path, png_path = out / "benchmarks.md", out / "benchmarks.png"
     text = markdown(table, data)
-    _atomic_write(md_path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(md_path, lambda tmp: Path(tmp).write_text(text))
     bar_chart(table, png_path)
     return md_path, png_path
 

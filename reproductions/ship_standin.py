@@ -39,10 +39,6 @@ def _pick(run: Path, step: int | None) -> Path:
     return by_step[step]
 
 
-def _read_records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _training_seconds(records: list[dict]) -> float:
     """Total training time of a log whose ``seconds`` restart at every resume."""
     total, last = 0.0, 0.0
@@ -93,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("data"), help="where the stand-in scenes live")
     args = parser.parse_args(argv)
 
-    from lsd.reproduction.movi_e import ReproduceOptions, reproduce_movi_e
+    from lsd.reproduction.movi_e import ReproduceOptions, read_train_log, reproduce_movi_e
 
     checkpoint = _pick(args.run, args.step)
     step = json.loads((checkpoint / "trainer_state.json").read_text())["step"]
@@ -102,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build = staging / "movi-e-standin"
         shutil.copytree(checkpoint, build)
-        records = _read_records(args.run / "train_log.jsonl")
+        records = read_train_log(args.run / "train_log.jsonl")
         if records and (TARGET / "train_log.jsonl").is_file():  # a run resumed from the shipped one
             first = min(r["step"] for r in records)
-            records = [r for r in _read_records(TARGET / "train_log.jsonl") if r["step"] < first] + records
+            records = [r for r in read_train_log(TARGET / "train_log.jsonl") if r["step"] < first] + records
         kept = [r for r in records if r["step"] <= step]
         (build / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
         evaluation = staging / "evaluation"

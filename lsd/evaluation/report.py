@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lsd._atomic import save_figure_atomic, write_text_atomic
 from lsd.evaluation.evaluate import EvaluationResult
 
 __all__ = ["RESULT_FILES", "versions", "results_record", "markdown_table", "plot_segmentations", "write_report"]
@@ -118,16 +119,7 @@ def plot_segmentations(examples: dict[str, torch.Tensor], path: str | os.PathLik
             if row == 0:
                 axes[row, col].set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    save_figure_atomic(fig, path)
 
 
 def write_report(result: EvaluationResult, output: str | os.PathLike, **meta: Any) -> dict[str, Any]:
@@ -139,8 +131,8 @@ def write_report(result: EvaluationResult, output: str | os.PathLike, **meta: An
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     record = results_record(result, **meta)
-    _write_text(output / "results.json", json.dumps(record, indent=2, allow_nan=False) + "\n")
-    _write_text(output / "results.md", _markdown(result, record))
+    write_text_atomic(output / "results.json", json.dumps(record, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(output / "results.md", _markdown(result, record))
     if result.examples:
         plot_segmentations(result.examples, output / "segmentations.png", result.num_slots)
     return record

@@ -5,20 +5,13 @@ temporary file renamed into place) with matplotlib's object API (no pyplot globa
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from lsd._atomic import save_figure_atomic
 from lsd.evaluation.report import _colour_ids
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, path)
 
 
 def _image(pixels: torch.Tensor) -> np.ndarray:
@@ -52,7 +45,7 @@ def plot_training_curves(logs: dict[str, list[dict[str, Any]]], path: str | os.P
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure_atomic(fig, path)
 
 
 def plot_segmentation_comparison(
@@ -82,7 +75,7 @@ def plot_segmentation_comparison(
             if row == 0:
                 axes[row, col].set_title(title, fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure_atomic(fig, path)
 
 
 def plot_reconstructions(
@@ -106,7 +99,7 @@ def plot_reconstructions(
             if row == 0:
                 axes[row, col].set_title(title, fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure_atomic(fig, path)
 
 
 __all__ = ["plot_reconstructions", "plot_segmentation_comparison", "plot_training_curves"]

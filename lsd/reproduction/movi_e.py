@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from lsd._atomic import write_text_atomic
+
 #: How much each budget trains and evaluates.
 BUDGET_NAMES = ("smoke", "cpu", "paper")
 
@@ -85,13 +87,7 @@ class ReproduceOptions:
     progress: bool = True
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _read_log(path: Path) -> list[dict[str, Any]]:
+def read_train_log(path: Path) -> list[dict[str, Any]]:
     """Records of a ``train_log.jsonl`` (empty when missing)."""
     if not path.is_file():
         return []
@@ -130,8 +126,6 @@ def slot_diagnostic(records: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _check_options(opts: ReproduceOptions, budget: Budget) -> None:
-    if opts.budget not in BUDGETS:
-        raise ValueError(f"unknown budget {opts.budget!r}; expected one of {', '.join(BUDGET_NAMES)}")
     if budget.name == "paper" and opts.data is None and opts.checkpoint is None:
         raise ValueError(
             "--budget paper trains the release's recipe on real MOVi-E: give --data DIR (the release's MOVi dump)"
@@ -251,7 +245,7 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
         if result.checkpoint is None:
             raise RuntimeError(f"training into {result.output_dir} saved no checkpoint")
         model = LatentSlotDiffusion.from_pretrained(result.checkpoint / "model")
-        log = _read_log(Path(train_config.output_dir) / "train_log.jsonl")
+        log = read_train_log(Path(train_config.output_dir) / "train_log.jsonl")
         logs[f"LSD trained now{tag}"] = log
         extra = {"checkpoint": str(result.checkpoint), "steps": result.step, "diagnostic": slot_diagnostic(log)}
         models.append((f"LSD trained now{tag}", "trained", model, extra))
@@ -267,7 +261,7 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
     if standin and opts.shipped is not None:
         shipped = LatentSlotDiffusion.from_pretrained(opts.shipped)
         shipped_dir = Path(opts.shipped)  # a model folder, or `model/` inside a training checkpoint
-        log = _read_log(shipped_dir / "train_log.jsonl") or _read_log(shipped_dir.parent / "train_log.jsonl")
+        log = read_train_log(shipped_dir / "train_log.jsonl") or read_train_log(shipped_dir.parent / "train_log.jsonl")
         if log:
             logs[f"LSD shipped checkpoint{tag}"] = log
         extra = {"checkpoint": str(opts.shipped), "diagnostic": slot_diagnostic(log)}
@@ -342,13 +336,13 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
 
     # 5. tables and results.json
     table = results_table(methods)
-    _write_atomic(output / "table.csv", table.to_csv(float_format="%.4f"))
+    write_text_atomic(output / "table.csv", table.to_csv(float_format="%.4f"))
     heading = (
         f"# MOVi-E reproduction ({'synthetic stand-in: not MOVi-E' if standin else 'MOVi-E validation'})\n\n"
         f"budget `{budget.name}`, seed {opts.seed}. Our columns{' are measured on the synthetic stand-in and' if standin else ''}"
         " sit beside the paper's (own columns, provenance last; n/r = not recovered). Percentages x100.\n\n"
     )
-    _write_atomic(output / "table.md", heading + to_markdown(table) + "\n")
+    write_text_atomic(output / "table.md", heading + to_markdown(table) + "\n")
     record = {
         "task": "movi-e",
         "data": data_record,
@@ -365,7 +359,7 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
         },  # fmt: skip
         "wall_seconds": time.perf_counter() - start,
     }
-    _write_atomic(output / "results.json", json.dumps(record, indent=2, default=str) + "\n")
+    write_text_atomic(output / "results.json", json.dumps(record, indent=2, default=str) + "\n")
     print(heading.splitlines()[0])
     print(to_terminal(table))
     for label, method in methods.items():
@@ -379,4 +373,12 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
     return record
 
 
-__all__ = ["BUDGETS", "BUDGET_NAMES", "Budget", "ReproduceOptions", "reproduce_movi_e", "slot_diagnostic"]
+__all__ = [
+    "BUDGETS",
+    "BUDGET_NAMES",
+    "Budget",
+    "ReproduceOptions",
+    "read_train_log",
+    "reproduce_movi_e",
+    "slot_diagnostic",
+]

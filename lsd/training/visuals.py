@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lsd._atomic import atomic_write
+
 
 def slot_colours(num_slots: int) -> np.ndarray:
     """``(S, 3)`` distinct colours in [0, 1] (matplotlib's tab20, cycled)."""
@@ -29,9 +31,7 @@ def grid_png(columns: list[torch.Tensor], path: str | os.PathLike) -> np.ndarray
     written to a temporary name then renamed. Returns the ``(H_total, W_total, 3)`` uint8 array."""
     rows = torch.cat([torch.cat(list(col.float().cpu()), dim=1) for col in columns], dim=2)  # (3, B*H, C*W)
     array = ((rows.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    tmp = f"{path}.tmp"
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
     return array
 
 

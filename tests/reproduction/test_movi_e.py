@@ -37,7 +37,7 @@ def test_smoke_run_writes_every_output_and_same_seed_gives_identical_metrics(tmp
         "training_curve.png",
     ):
         assert (out / name).is_file(), name
-    assert not list(out.glob(".*.tmp"))  # nothing half-written left behind
+    assert not list(out.glob(".*"))  # nothing half-written (hidden temporary files) left behind
     saved = json.loads((out / "results.json").read_text())
     assert saved["seed"] == 42 and saved["budget"]["name"] == "smoke"
     assert saved["data"]["kind"].startswith("synthetic stand-in")
