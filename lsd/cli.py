@@ -108,6 +108,8 @@ def _bench_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lsd.data.synthetic import LEVELS
+
     parser = argparse.ArgumentParser(prog="lsd", description="Latent Slot Diffusion")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="generate synthetic multi-object scenes in the MOVi layout")
     synth.add_argument("--output", required=True, help="root folder; scenes go to OUTPUT/NAME/")
     synth.add_argument("--name", default=None)
-    synth.add_argument("--level", default="hard", choices=["easy", "medium", "hard"])
+    synth.add_argument("--level", default="hard", choices=sorted(LEVELS))
     synth.add_argument("--resolution", type=int, default=64)
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--num-train", type=int, default=1000)

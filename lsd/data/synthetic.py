@@ -68,6 +68,7 @@ class SceneLevel:
     num_colors: int  # palette entries in use
     textures: tuple[str, ...]
     textured_background: bool
+    background_stripes: float = 0.5  # probability that a textured background also gets stripes
 
 
 LEVELS = {
@@ -75,6 +76,9 @@ LEVELS = {
     "easy": SceneLevel(2, 5, 0.12, 0.22, 10, ("solid",), False),
     # Textures and shared colours, a textured background, moderate occlusion.
     "medium": SceneLevel(3, 6, 0.10, 0.20, 6, TEXTURES, True),
+    # As medium, but the background texture is only smooth two-colour noise (no stripes), as on
+    # MOVi's floors: the objects, not the background, carry the high-frequency detail.
+    "smooth": SceneLevel(3, 6, 0.10, 0.20, 6, TEXTURES, True, background_stripes=0.0),
     # MOVi-like: many small objects, few colours, textures everywhere, heavy occlusion.
     "hard": SceneLevel(6, 12, 0.06, 0.15, 5, TEXTURES, True),
 }
@@ -109,7 +113,7 @@ def _background(rng: np.random.Generator, level: SceneLevel, res: int, yy: np.nd
         return np.clip(base[None, None] * gradient[..., None], 0, 1)
     c1, c2 = PALETTE[rng.choice(level.num_colors, size=2, replace=False)]
     mix = _smooth_noise(rng, res, int(rng.integers(2, 6)))
-    if rng.random() < 0.5:  # add stripes of a random orientation
+    if rng.random() < level.background_stripes:  # add stripes of a random orientation
         angle = rng.uniform(0, np.pi)
         stripes = 0.5 + 0.5 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * rng.uniform(15, 40))
         mix = 0.6 * mix + 0.4 * stripes

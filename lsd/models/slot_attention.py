@@ -98,6 +98,9 @@ class SlotAttention(ModelMixin, ConfigMixin):
         learnable_slot_init: per-slot learned initial slots instead of a shared Gaussian.
         bi_level: bi-level optimisation (Jia et al. 2023): the last iteration starts from detached
             slots with a straight-through gradient to ``slot_mu``; needs ``learnable_slot_init``.
+        logit_scale: extra factor on the attention logits, on top of ``slot_size ** -0.5``
+            (1.0 = the release). Values above 1 make the attention start sharper than the
+            near-uniform split of a fresh model (not in the release; a documented option).
     """
 
     @register_to_config
@@ -114,12 +117,15 @@ class SlotAttention(ModelMixin, ConfigMixin):
         epsilon: float = 1e-6,
         learnable_slot_init: bool = False,
         bi_level: bool = False,
+        logit_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if slot_size % num_heads != 0:
             raise ValueError(f"slot_size ({slot_size}) must be divisible by num_heads ({num_heads})")
         if bi_level and not learnable_slot_init:
             raise ValueError("bi_level=True requires learnable_slot_init=True (as in the release)")
+        if not logit_scale > 0:
+            raise ValueError(f"logit_scale must be positive, got {logit_scale}")
 
         self.pos = CartesianPositionalEmbedding(input_size, input_resolution)
         self.in_layer_norm = nn.LayerNorm(input_size)
@@ -199,13 +205,14 @@ class SlotAttention(ModelMixin, ConfigMixin):
         return self.slot_mu + torch.exp(self.slot_log_sigma) * noise
 
     def project_inputs(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input tokens ``(B, N, C)`` -> keys and values ``(B, H, N, d)``; keys pre-scaled."""
+        """Input tokens ``(B, N, C)`` -> keys and values ``(B, H, N, d)``; keys pre-scaled by
+        ``logit_scale * slot_size ** -0.5``."""
         batch, num_inputs, _ = tokens.shape
         heads = self.config.num_heads
         tokens = self.norm_inputs(tokens)
         k = self.project_k(tokens).view(batch, num_inputs, heads, -1).transpose(1, 2)
         v = self.project_v(tokens).view(batch, num_inputs, heads, -1).transpose(1, 2)
-        return k * self.config.slot_size**-0.5, v
+        return k * (self.config.logit_scale * self.config.slot_size**-0.5), v
 
     def step(self, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One iteration: slots ``(B, S, D)``, k/v ``(B, H, N, d)`` -> new slots, attn ``(B, H, N, S)``."""

@@ -57,6 +57,36 @@ def test_colour_alone_does_not_separate_objects_in_hard_scenes():
     assert same_colour_pairs >= 10
 
 
+def test_smooth_level_backgrounds_have_no_stripes():
+    # Same scenes (same random draws) with the background's stripe probability forced to 0 or 1:
+    # the "smooth" level must render exactly the stripe-free version, whose background varies
+    # much less from pixel to pixel than the striped one.
+    from dataclasses import replace
+
+    smooth = LEVELS["smooth"]
+    striped = replace(smooth, background_stripes=1.0)
+
+    def variation(image: np.ndarray, segment: np.ndarray) -> float:
+        """Mean absolute step between neighbouring background pixels, summed over both axes."""
+        pixels, total = image.astype(np.float64) / 255, 0.0
+        for axis in (0, 1):
+            steps = np.abs(np.diff(pixels, axis=axis)).sum(-1)
+            head = np.take(segment, range(segment.shape[axis] - 1), axis=axis)
+            both_background = (head == 0) & (np.diff(segment.astype(int), axis=axis) == 0)
+            total += float(steps[both_background].mean())
+        return total
+
+    ratios = []
+    for index in range(10):
+        image, segment, _ = render_scene(3, "train", index, 64, "smooth")
+        same, _, _ = render_scene(3, "train", index, 64, replace(smooth, background_stripes=0.0))
+        assert np.array_equal(image, same)
+        striped_image, striped_segment, _ = render_scene(3, "train", index, 64, striped)
+        assert np.array_equal(segment, striped_segment)  # only the background changed
+        ratios.append(variation(striped_image, striped_segment) / variation(image, segment))
+    assert min(ratios) > 1.2 and np.mean(ratios) > 2
+
+
 def test_write_dataset_movi_layout_cached_and_atomic(tmp_path, monkeypatch):
     spec = SynthSpec(name="s", level="easy", resolution=32, seed=1, num_train=3, num_validation=2)
     folder = write_dataset(tmp_path, spec, progress=False)

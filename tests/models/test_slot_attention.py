@@ -154,7 +154,31 @@ def test_bi_level_forward_equals_plain_and_gradient_is_straight_through():
         )
 
 
+@pytest.mark.parametrize("heads", [1, 2])
+def test_logit_scale_multiplies_the_logits(heads):
+    # logit_scale=c must equal the release model (c=1) whose key projection is c times larger,
+    # and sharpen the attention of the same parameters.
+    scaled = make(num_heads=heads, logit_scale=2.5)
+    release = SlotAttention(**{**CFG, "num_heads": heads}).double()
+    state = dict(scaled.state_dict())
+    state["project_k.weight"] = 2.5 * state["project_k.weight"]
+    release.load_state_dict(state)
+    feats, noise = features(), noise_for(scaled)
+    a, b = scaled(feats, noise=noise), release(feats, noise=noise)
+    torch.testing.assert_close(a.slots, b.slots, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(a.attn, b.attn, rtol=1e-10, atol=1e-10)
+    plain = SlotAttention(**{**CFG, "num_heads": heads}).double()
+    plain.load_state_dict(scaled.state_dict())
+    entropy = lambda attn: -(attn * attn.log()).sum(-1).mean()  # noqa: E731
+    k, v = plain.project_inputs(plain.embed_inputs(feats.unsqueeze(1))[:, 0])
+    k_scaled, _ = scaled.project_inputs(scaled.embed_inputs(feats.unsqueeze(1))[:, 0])
+    slots = plain.initial_slots(2, noise)
+    assert entropy(scaled.step(slots, k_scaled, v)[1]) < entropy(plain.step(slots, k, v)[1])
+
+
 def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="logit_scale"):
+        SlotAttention(**{**CFG, "logit_scale": 0.0})
     with pytest.raises(ValueError, match="divisible"):
         SlotAttention(**{**CFG, "num_heads": 3})
     with pytest.raises(ValueError, match="learnable_slot_init"):
