@@ -50,13 +50,14 @@ def _training_seconds(records: list[dict]) -> float:
     return total + last
 
 
-def _readme(step: int, seconds: float, table: str) -> str:
+def _readme(step: int, seconds: float, data: dict, table: str) -> str:
     hours = f"about {seconds / 3600:.1f} h of training" if seconds else ""
+    scenes = f"{data['synth_num_train']:,} \"{data['synth_level']}\" scenes at {data['resolution']} px"
     return f"""# Shipped stand-in checkpoint (MOVi-E reproduction, synthetic stand-in)
 
 The `standin` model (`lsd/configs/standin.json`) trained by the cpu budget's recipe
 (`lsd/configs/train/synth-cpu.json`, seed 42) for **{step} optimizer steps** on the synthetic
-stand-in (5,000 "medium" scenes at 64 px), on a 2-core CPU with one torch thread{", " + hours if hours else ""}.
+stand-in ({scenes}), on a 2-core CPU with one torch thread{", " + hours if hours else ""}.
 This is NOT a MOVi-E model: it exists so that the default `nox -s reproduce-movi-e` shows what
 longer training of the same pipeline gives, beside the short run it trains itself.
 
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         table = (evaluation / "table.md").read_text().split("\n\n", 2)[-1]
         seconds = _training_seconds(kept)
-        (build / "README.md").write_text(_readme(step, seconds, table))
+        data = json.loads((build / "train_config.json").read_text())["data"]
+        (build / "README.md").write_text(_readme(step, seconds, data, table))
         (build / "evaluation.json").write_text(json.dumps(record["methods"], indent=2) + "\n")
         old = staging / "previous"
         if TARGET.exists():
