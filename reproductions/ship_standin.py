@@ -52,7 +52,7 @@ def _training_seconds(records: list[dict]) -> float:
 
 def _readme(step: int, seconds: float, data: dict, table: str) -> str:
     hours = f"about {seconds / 3600:.1f} h of training" if seconds else ""
-    scenes = f"{data['synth_num_train']:,} \"{data['synth_level']}\" scenes at {data['resolution']} px"
+    scenes = f'{data["synth_num_train"]:,} "{data["synth_level"]}" scenes at {data["resolution"]} px'
     return f"""# Shipped stand-in checkpoint (MOVi-E reproduction, synthetic stand-in)
 
 The `standin` model (`lsd/configs/standin.json`) trained by the cpu budget's recipe
