@@ -76,8 +76,8 @@ LEVELS = {
     "easy": SceneLevel(2, 5, 0.12, 0.22, 10, ("solid",), False),
     # Textures and shared colours, a textured background, moderate occlusion.
     "medium": SceneLevel(3, 6, 0.10, 0.20, 6, TEXTURES, True),
-    # As medium, but the background texture is only smooth two-colour noise (no stripes), as on
-    # MOVi's floors: the objects, not the background, carry the high-frequency detail.
+    # As medium, but the background texture is only smooth two-colour noise (no stripes): the
+    # objects, not the background, carry the high-frequency detail.
     "smooth": SceneLevel(3, 6, 0.10, 0.20, 6, TEXTURES, True, background_stripes=0.0),
     # MOVi-like: many small objects, few colours, textures everywhere, heavy occlusion.
     "hard": SceneLevel(6, 12, 0.06, 0.15, 5, TEXTURES, True),

@@ -4,6 +4,7 @@ The algorithm (Locatello et al. 2020, with the release's multi-head variant):
 
     x      = in_mlp(in_layer_norm(features + pos(grid)))           (B, N, D_in)
     k, v   = project_k(norm_inputs(x)) * slot_size**-0.5, project_v(norm_inputs(x))
+             (keys also times ``logit_scale``, 1.0 in the release)
     slots  = slot_mu + exp(slot_log_sigma) * noise                 (B, S, D)
     repeat num_iterations:
         q       = project_q(norm_slots(slots))                      (B, H, S, d)
