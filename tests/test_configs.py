@@ -52,6 +52,19 @@ def test_coco_slot_attention_matches_the_spec():
     assert config["frozen"] == ["backbone", "unet"]
 
 
+@pytest.mark.parametrize("name", ["movi-e", "cpu", "standin"])
+def test_denoiser_attention_heads_are_at_least_as_wide_as_the_releases(name):
+    # diffusers' UNet2DConditionModel reads `attention_head_dim` as the NUMBER of heads: the release's
+    # 24 on 192/384/768 channels gives head widths 8/16/32. A small UNet copying a "head dim" of 32
+    # onto 32 channels gets 32 heads of width 1, each ranking the slots by a single scalar.
+    from diffusers.models.attention_processor import Attention
+
+    with torch.device("meta"):
+        unet = build_component(load_config(name)["unet"], "unet")
+    widths = {m.inner_dim // m.heads for m in unet.modules() if isinstance(m, Attention)}
+    assert widths and min(widths) >= 8, widths
+
+
 @pytest.mark.parametrize("name", ["tiny", "cpu", "standin"])
 def test_config_builds_and_trains_one_step(name):
     torch.manual_seed(0)
