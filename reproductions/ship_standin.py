@@ -50,9 +50,8 @@ def _training_seconds(records: list[dict]) -> float:
     return total + last
 
 
-def _readme(step: int, seconds: float, data: dict, table: str, history: str | None = None) -> str:
+def _readme(step: int, seconds: float, data: dict, table: str) -> str:
     hours = f"about {seconds / 3600:.1f} h of training" if seconds else ""
-    history = f"\n## History\n\n{history.strip()}\n" if history else ""
     scenes = f'{data["synth_num_train"]:,} "{data["synth_level"]}" scenes at {data["resolution"]} px'
     return f"""# Shipped stand-in checkpoint (MOVi-E reproduction, synthetic stand-in)
 
@@ -61,7 +60,7 @@ The `standin` model (`lsd/configs/standin.json`) trained by the cpu budget's rec
 stand-in ({scenes}), on a 2-core CPU with one torch thread{", " + hours if hours else ""}.
 This is NOT a MOVi-E model: it exists so that the default `nox -s reproduce-movi-e` shows what
 longer training of the same pipeline gives, beside the short run it trains itself.
-{history}
+
 - `model/`: the `lsd.LatentSlotDiffusion` folder (safetensors), evaluated by the reproduction.
 - `training_state.pt`, `train_config.json`, `trainer_state.json`: the rest of the training
   checkpoint, for exact resume.
@@ -89,9 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, required=True, help="output_dir of the long `lsd train` run")
     parser.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     parser.add_argument("--cache", type=Path, default=Path("data"), help="where the stand-in scenes live")
-    parser.add_argument(
-        "--history", help="Markdown for the README's History section: how the run got here, if not in one go"
-    )
     args = parser.parse_args(argv)
 
     from lsd.reproduction.movi_e import ReproduceOptions, read_train_log, reproduce_movi_e
@@ -116,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         table = (evaluation / "table.md").read_text().split("\n\n", 2)[-1]
         seconds = _training_seconds(kept)
         data = json.loads((build / "train_config.json").read_text())["data"]
-        (build / "README.md").write_text(_readme(step, seconds, data, table, args.history))
+        (build / "README.md").write_text(_readme(step, seconds, data, table))
         (build / "evaluation.json").write_text(json.dumps(record["methods"], indent=2) + "\n")
         old = staging / "previous"
         if TARGET.exists():
