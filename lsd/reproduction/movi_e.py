@@ -23,6 +23,7 @@ image index); two runs with the same seed on the same machine give identical met
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -99,6 +100,31 @@ def read_train_log(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}, line {number}: not JSON ({err})") from err
     return records
+
+
+def learning_rate_phases(records: list[dict[str, Any]], rel_tol: float = 1e-6) -> list[dict[str, Any]]:
+    """The learning rate of a training log as phases: runs of logged records whose rate is
+    constant, rising or falling.
+
+    Each phase is ``{"kind": "constant" | "rising" | "falling", "first_step", "last_step",
+    "first_lr", "last_lr"}`` (steps and rates of its first and last logged record; consecutive
+    phases share their boundary record). Records without ``lr`` are skipped; an empty log gives [].
+    """
+    logged = [(int(r["step"]), float(r["lr"])) for r in records if "lr" in r]
+    phases: list[dict[str, Any]] = []
+    for (step0, lr0), (step1, lr1) in itertools.pairwise(logged):
+        if abs(lr1 - lr0) <= rel_tol * max(abs(lr0), abs(lr1)):
+            kind = "constant"
+        else:
+            kind = "rising" if lr1 > lr0 else "falling"
+        if phases and phases[-1]["kind"] == kind:
+            phases[-1].update(last_step=step1, last_lr=lr1)
+        else:
+            phases.append({"kind": kind, "first_step": step0, "last_step": step1, "first_lr": lr0, "last_lr": lr1})
+    if not phases and logged:
+        step, lr = logged[0]
+        phases.append({"kind": "constant", "first_step": step, "last_step": step, "first_lr": lr, "last_lr": lr})
+    return phases
 
 
 def slot_diagnostic(records: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lsd.reproduction.movi_e import ReproduceOptions, reproduce_movi_e, slot_diagnostic
+from lsd.reproduction.movi_e import ReproduceOptions, learning_rate_phases, reproduce_movi_e, slot_diagnostic
 
 REPO = Path(__file__).resolve().parents[2]
 # the smoke budget, cut to a few optimizer steps: what matters here is the pipeline, not learning
@@ -67,6 +67,26 @@ def test_slot_diagnostic_averages_the_last_quarter_of_diagnostic_records():
     assert diag["shuffled_over_right"] == pytest.approx(3.0)
     assert len(diag["curve"]) == 8
     assert slot_diagnostic([{"step": 1, "loss": 0.5}]) is None
+
+
+def test_learning_rate_phases_split_warmup_plateau_and_decay():
+    # warmup to 3e-4 by step 100, constant to 12,000, then linear decay to 0 at 24,000
+    def lr(step: int) -> float:
+        if step <= 100:
+            return 3e-4 * step / 100
+        return 3e-4 if step <= 12000 else 3e-4 * (24000 - step) / 12000
+
+    log = [{"step": s, "lr": lr(s), "loss": 0.1} for s in range(50, 24001, 50)]
+    log.insert(10, {"step": 525, "loss_right_slots": 0.1, "loss_shuffled_slots": 0.2})  # no lr: skipped
+    phases = learning_rate_phases(log)
+    assert [p["kind"] for p in phases] == ["rising", "constant", "falling"]
+    assert [(p["first_step"], p["last_step"]) for p in phases] == [(50, 100), (100, 12000), (12000, 24000)]
+    assert phases[1]["first_lr"] == phases[1]["last_lr"] == 3e-4
+    assert phases[2]["last_lr"] == 0.0
+    assert learning_rate_phases([]) == []
+    assert learning_rate_phases([{"step": 7, "lr": 1e-4}]) == [
+        {"kind": "constant", "first_step": 7, "last_step": 7, "first_lr": 1e-4, "last_lr": 1e-4}
+    ]
 
 
 def test_paper_budget_without_data_names_the_missing_flag(tmp_path):
