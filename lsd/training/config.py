@@ -2,8 +2,10 @@
 
 A training config names a model config (see :mod:`lsd.configs`), the data, the autoencoder stage
 and the optimisation recipe. Any field can be overridden with ``section.field=value`` strings
-(``--set train.max_steps=100`` on the command line; values parse as JSON, else as strings). Unknown
-fields are errors that name the field. The resolved config is saved beside every checkpoint.
+(``--set train.max_steps=100`` on the command line; values parse as JSON, else as strings), the
+model config's fields too (``--set model.slot_attention.num_slots=11`` resolves a named model
+config into a dict first). Unknown fields are errors that name the field. The resolved config is
+saved beside every checkpoint.
 """
 
 from __future__ import annotations
@@ -109,6 +111,10 @@ class ValidationConfig:
 class TrainConfig:
     name: str = "custom"
     model: str | dict = "movi-e"  # a shipped model config name, a path, or an inline dict
+    # Start from these weights (an lsd model folder, or a training checkpoint holding ``model/``)
+    # with a fresh optimizer and schedule at step 0; every parameter must match the model's shape.
+    # Ignored when the run resumes (the checkpoint holds the weights). None: random init.
+    init_from: str | None = None
     output_dir: str = "outputs/lsd"
     data: DataConfig = field(default_factory=DataConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
@@ -151,13 +157,21 @@ def _parse_value(text: str) -> Any:
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``"a.b=value"`` strings to a nested dict (validated later by :func:`load_train_config`)."""
+    """Apply ``"a.b=value"`` strings to a nested dict (validated later by :func:`load_train_config`).
+
+    An override inside ``model`` (``model.slot_attention.num_slots=11``) while ``model`` is a
+    config name or path first replaces it by that config's dict (:func:`lsd.configs.load_config`).
+    """
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ValueError(f"override {item!r} must look like section.field=value")
         node = values
         parts = key.split(".")
+        if len(parts) > 1 and parts[0] == "model" and isinstance(values.get("model"), str):
+            from lsd.configs import load_config
+
+            values["model"] = load_config(values["model"])
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):

@@ -90,6 +90,35 @@ def same_model_config(saved: str | dict | None, current: str | dict) -> bool:
     }
 
 
+def load_initial_weights(model: torch.nn.Module, source: str | os.PathLike) -> Path:
+    """Copy the weights of an lsd model folder (or of a training checkpoint's ``model/``) into
+    ``model``; returns the folder read. Every parameter and buffer must exist in both with the
+    same shape (a Gaussian slot init has no per-slot weights, so ``num_slots`` may differ)."""
+    from lsd.models.lsd import LatentSlotDiffusion
+
+    path = Path(source)
+    folder = path if (path / "lsd_config.json").is_file() else path / "model"
+    if not (folder / "lsd_config.json").is_file():
+        raise FileNotFoundError(
+            f"init_from {source}: no lsd_config.json in it or in its model/ (expected an lsd model folder "
+            "or a training checkpoint)"
+        )
+    source_state = LatentSlotDiffusion.from_pretrained(folder).state_dict()
+    target_state = model.state_dict()
+    missing = sorted(set(target_state) - set(source_state))
+    unexpected = sorted(set(source_state) - set(target_state))
+    reshaped = sorted(k for k in set(target_state) & set(source_state) if target_state[k].shape != source_state[k].shape)
+    if missing or unexpected or reshaped:
+        details = [
+            f"{what}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+            for what, names in (("missing there", missing), ("not in this model", unexpected), ("other shape", reshaped))
+            if names
+        ]
+        raise ValueError(f"init_from {folder}: weights do not fit this run's model ({'; '.join(details)})")
+    model.load_state_dict(source_state)
+    return folder
+
+
 def _rng_state() -> dict[str, Any]:
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
 
@@ -301,6 +330,8 @@ class Trainer:
         checkpoint = resolve_resume(resume, self.output_dir)
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
+        elif self.config.init_from is not None:
+            load_initial_weights(self.unwrapped, self.config.init_from)
         self._trim_log()
         acc.init_trackers("lsd", config={"name": self.config.name})
         accum = loop.grad_accum
@@ -358,6 +389,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "list_checkpoints",
+    "load_initial_weights",
     "resolve_resume",
     "same_model_config",
     "train",

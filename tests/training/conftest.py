@@ -18,7 +18,7 @@ def tiny_train_config(tmp_path, **sections):
         "validation": {"every": 0},
     }  # fmt: skip
     for section, update in sections.items():
-        if isinstance(update, dict):
+        if isinstance(update, dict) and isinstance(values.get(section), dict):
             values[section] = {**values.get(section, {}), **update}
         else:
             values[section] = update

@@ -51,3 +51,21 @@ def test_cli_reports_config_errors(capsys, tmp_path):
     assert main(["train", "--config", str(bad)]) == 2
     assert "trian" in capsys.readouterr().err
     assert main(["train", "--config", "no-such-config"]) == 2
+
+
+def test_model_overrides_resolve_a_named_model_config_and_change_only_that_field():
+    from lsd.configs import load_config
+
+    config = load_train_config("synth-smoke", ["model.slot_attention.num_slots=11", "model.objective.min_timestep=100"])
+    base = load_config(load_train_config("synth-smoke").model)
+    assert isinstance(config.model, dict)
+    assert config.model["slot_attention"]["num_slots"] == 11 and config.model["objective"]["min_timestep"] == 100
+    for section in ("backbone", "unet", "scheduler", "vae"):
+        assert config.model[section] == base[section]
+    rest = {k: v for k, v in config.model["slot_attention"].items() if k != "num_slots"}
+    assert rest == {k: v for k, v in base["slot_attention"].items() if k != "num_slots"}
+
+
+def test_model_override_of_an_unknown_model_config_is_named():
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        load_train_config("synth-smoke", ["model=no-such-model", "model.slot_attention.num_slots=3"])

@@ -262,3 +262,57 @@ def test_resume_accepts_the_same_model_config_under_another_name_and_rejects_a_d
     assert not same_model_config(changed, "tiny")
     assert not same_model_config(str(tmp_path / "gone.json"), "tiny")  # unresolvable: not the same
     assert not same_model_config(None, "tiny")
+
+
+def _trained_tiny_model(make_config, tmp_path):
+    """A 4-step tiny run; returns its last checkpoint folder."""
+    Trainer(make_config(output_dir=str(tmp_path / "source"))).train()
+    return list_checkpoints(tmp_path / "source")[-1]
+
+
+def test_init_from_starts_a_fresh_run_from_trained_weights_with_another_slot_count(make_config, tmp_path):
+    from lsd.models.lsd import LatentSlotDiffusion
+
+    source = _trained_tiny_model(make_config, tmp_path)
+    expected = LatentSlotDiffusion.from_pretrained(source / "model").state_dict()
+    tiny5 = load_config("tiny")
+    tiny5["slot_attention"]["num_slots"] = 5  # Gaussian slot init: no per-slot weights
+    config = make_config(
+        model=tiny5, init_from=str(source), output_dir=str(tmp_path / "tuned"), optim={"lr": 1e-12}, train={"max_steps": 1}
+    )
+    fresh = make_config(model=tiny5, output_dir=str(tmp_path / "fresh"), optim={"lr": 1e-12}, train={"max_steps": 1})
+    tuned, scratch = Trainer(config), Trainer(fresh)
+    tuned.train()
+    scratch.train()
+    got, random_init = weights(tuned), weights(scratch)
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():  # one step at lr 1e-12 moves nothing measurable
+        torch.testing.assert_close(got[key], value, rtol=0, atol=1e-8, msg=lambda m, key=key: f"{key}: {m}")
+    assert any(not torch.allclose(random_init[k], expected[k], atol=1e-3) for k in expected)
+    assert tuned.step == 1  # a new schedule from step 0, not the source's step 4
+    assert tuned.unwrapped.slot_attention.config.num_slots == 5
+
+
+def test_init_from_is_not_reapplied_when_a_run_resumes(make_config, tmp_path):
+    source = _trained_tiny_model(make_config, tmp_path)
+    reference = Trainer(make_config(init_from=str(source), output_dir=str(tmp_path / "ref")))
+    reference.train()
+    config = make_config(init_from=str(source), output_dir=str(tmp_path / "resumed"))
+    with pytest.raises(Interrupt):
+        Trainer(config, on_step_end=interrupt_at(3)).train()
+    resumed = Trainer(config)
+    resumed.train(resume="latest")
+    assert_bitwise_equal(weights(resumed), weights(reference))
+
+
+def test_init_from_names_what_does_not_fit(make_config, tmp_path):
+    from lsd.training.trainer import load_initial_weights
+
+    source = _trained_tiny_model(make_config, tmp_path)
+    wider = load_config("tiny")
+    wider["slot_attention"]["slot_size"] = 48
+    trainer = Trainer(make_config(model=wider, init_from=str(source), output_dir=str(tmp_path / "wider")))
+    with pytest.raises(ValueError, match=r"init_from .*other shape: .*slot_attention\."):
+        trainer.train()
+    with pytest.raises(FileNotFoundError, match="init_from .*gone.*lsd_config.json"):
+        load_initial_weights(trainer.unwrapped, tmp_path / "gone")
