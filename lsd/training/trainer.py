@@ -107,11 +107,17 @@ def load_initial_weights(model: torch.nn.Module, source: str | os.PathLike) -> P
     target_state = model.state_dict()
     missing = sorted(set(target_state) - set(source_state))
     unexpected = sorted(set(source_state) - set(target_state))
-    reshaped = sorted(k for k in set(target_state) & set(source_state) if target_state[k].shape != source_state[k].shape)
+    reshaped = sorted(
+        k for k in set(target_state) & set(source_state) if target_state[k].shape != source_state[k].shape
+    )
     if missing or unexpected or reshaped:
         details = [
             f"{what}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
-            for what, names in (("missing there", missing), ("not in this model", unexpected), ("other shape", reshaped))
+            for what, names in (
+                ("missing there", missing),
+                ("not in this model", unexpected),
+                ("other shape", reshaped),
+            )
             if names
         ]
         raise ValueError(f"init_from {folder}: weights do not fit this run's model ({'; '.join(details)})")

@@ -278,7 +278,11 @@ def test_init_from_starts_a_fresh_run_from_trained_weights_with_another_slot_cou
     tiny5 = load_config("tiny")
     tiny5["slot_attention"]["num_slots"] = 5  # Gaussian slot init: no per-slot weights
     config = make_config(
-        model=tiny5, init_from=str(source), output_dir=str(tmp_path / "tuned"), optim={"lr": 1e-12}, train={"max_steps": 1}
+        model=tiny5,
+        init_from=str(source),
+        output_dir=str(tmp_path / "tuned"),
+        optim={"lr": 1e-12},
+        train={"max_steps": 1},
     )
     fresh = make_config(model=tiny5, output_dir=str(tmp_path / "fresh"), optim={"lr": 1e-12}, train={"max_steps": 1})
     tuned, scratch = Trainer(config), Trainer(fresh)
