@@ -10,7 +10,8 @@ One function, :func:`reproduce_movi_e`, runs the whole job; ``reproductions/movi
   into ``cache``) in the MOVi layout, read by the real MOVi reader. The run trains from scratch
   at the budget and evaluates that model, the shipped stand-in checkpoint (trained longer by the
   same pipeline) and two baselines that need no learning (colour k-means, a fixed grid) on the
-  same held-out scenes. Every stand-in number is labelled as such.
+  same held-out scenes (k-means with k = the slot count of each evaluated model). Every stand-in
+  number is labelled as such.
 
 Outputs in ``output``: ``results.json`` (every metric, the configs, seed, versions, wall time),
 ``table.md`` / ``table.csv`` (our columns beside the paper's, with provenance), and the figures
@@ -322,20 +323,24 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
         predictions[label] = (result.examples["pred"], result.num_slots)
         if examples is None:
             examples = result.examples
-    num_segments = models[0][2].slot_attention.config.num_slots
-    baselines = {
-        f"k-means RGB, k={num_segments}": (
-            lambda px, idx: kmeans_segmentation(
-                px, num_segments, restarts=budget.kmeans_restarts, seed=opts.seed, indices=idx
+    # k-means with k = the slot count of every evaluated model (same number of segments as its slots)
+    segment_counts = sorted({model.slot_attention.config.num_slots for _, _, model, _ in models})
+    baselines = {}
+    for count in segment_counts:
+        baselines[f"k-means RGB, k={count}"] = (
+            lambda px, idx, k=count: kmeans_segmentation(
+                px, k, restarts=budget.kmeans_restarts, seed=opts.seed, indices=idx
             ),  # fmt: skip
-            num_segments,
-        ),
-        f"k-means RGB+xy, k={num_segments}": (
-            lambda px, idx: kmeans_segmentation(
-                px, num_segments, position_weight=1.0, restarts=budget.kmeans_restarts, seed=opts.seed, indices=idx
+            count,
+        )
+    for count in segment_counts:
+        baselines[f"k-means RGB+xy, k={count}"] = (
+            lambda px, idx, k=count: kmeans_segmentation(
+                px, k, position_weight=1.0, restarts=budget.kmeans_restarts, seed=opts.seed, indices=idx
             ),  # fmt: skip
-            num_segments,
-        ),
+            count,
+        )
+    baselines |= {
         "grid 3x3": (lambda px, idx: grid_segmentation(px.shape[0], px.shape[-2], px.shape[-1], 3, 3), 9),
     }
     for label, (segmenter, count) in baselines.items():

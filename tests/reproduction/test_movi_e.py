@@ -55,6 +55,25 @@ def test_smoke_run_writes_every_output_and_same_seed_gives_identical_metrics(tmp
     assert "synthetic stand-in" in table and "| paper: LSD |" in table.splitlines()[4]
 
 
+@pytest.mark.slow
+def test_kmeans_baselines_run_at_the_slot_count_of_every_evaluated_model(tmp_path):
+    from lsd.configs import build_model, load_config
+
+    config = load_config("standin")
+    config["slot_attention"]["num_slots"] = 5
+    shipped = tmp_path / "shipped-5-slots"
+    build_model(config).save_pretrained(shipped)
+    record = _run(tmp_path, "mixed", shipped=shipped)
+    methods = record["methods"]
+    assert methods["LSD shipped checkpoint (stand-in)"]["num_slots"] == 5
+    assert methods["LSD trained now (stand-in)"]["num_slots"] == 7
+    kmeans = sorted(label for label in methods if label.startswith("k-means"))
+    assert kmeans == ["k-means RGB+xy, k=5", "k-means RGB+xy, k=7", "k-means RGB, k=5", "k-means RGB, k=7"]
+    for label in kmeans:  # each baseline really made k segments, not the first model's count
+        assert methods[label]["num_slots"] == int(label.rsplit("=", 1)[1]), label
+    assert methods["k-means RGB, k=5"]["metrics"] != methods["k-means RGB, k=7"]["metrics"]
+
+
 def test_slot_diagnostic_averages_the_last_quarter_of_diagnostic_records():
     log = [{"step": s, "loss": 1.0} for s in (1, 2)]
     log += [
