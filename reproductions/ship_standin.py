@@ -3,13 +3,20 @@
 
     python reproductions/ship_standin.py --run outputs/standin-long [--step 6000] [--command CMD ...]
 
-The run must have been trained with the cpu budget's recipe (`lsd train --config synth-cpu`):
-only `train.max_steps`, `checkpoint.*`, `output_dir`, `data.root` and the learning-rate schedule
-(`optim.lr_scheduler`, e.g. a final linear decay) may differ; anything else is refused. The whole
-training checkpoint is copied (so a later session can continue it with `lsd train --resume`),
-with the run's log up to that step, then evaluated by the reproduction pipeline on the held-out
-stand-in scenes; the README beside it records the commands (`--command`, verbatim, in order),
-the learning rate over the run (read from the log) and the table. The folder is replaced
+The shipped checkpoint is built in stages. A stage is one `lsd train --config synth-cpu` run
+(resumed any number of times): the first from scratch, a later one from the shipped weights
+(`--set init_from=reproductions/checkpoints/movi-e-standin`, a fresh optimizer and schedule). A
+run resumed from the shipped checkpoint (`--resume reproductions/checkpoints/movi-e-standin`)
+continues the last stage. Each stage may differ from the cpu budget's recipe only in where files
+go (`train.max_steps`, `checkpoint.*`, `output_dir`, `data.root`), its learning-rate schedule
+(`optim.lr`, `optim.lr_scheduler`, `optim.warmup_steps`) and the model fields of
+:data:`MODEL_STAGE_FIELDS` (none of which adds or reshapes a weight); anything else is refused.
+
+The whole training checkpoint is copied (a later session can continue it with `lsd train
+--resume`), with `stages.json` (every stage: its steps, what it changed, its commands) and the log
+of every stage (`train_log.jsonl`: `step` counts within the stage, `total_step` over all stages),
+then evaluated by the reproduction pipeline on the held-out stand-in scenes; the README beside it
+records the stages, the learning rate over the whole run and the table. The folder is replaced
 atomically (built beside it, then renamed into place).
 """
 
@@ -25,20 +32,50 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TARGET = HERE / "checkpoints" / "movi-e-standin"
-#: Fields of the training config a shipped run may change from `synth-cpu`.
+#: Fields of the training config that say where files go, not what is trained.
 RUN_ONLY_FIELDS = {("train", "max_steps"), ("checkpoint", "every"), ("checkpoint", "total_limit"), ("data", "root")}
-SCHEDULE_FIELDS = {("optim", "lr_scheduler")}
+#: The learning-rate schedule of a stage (each stage documents its own).
+SCHEDULE_FIELDS = {("optim", "lr"), ("optim", "lr_scheduler"), ("optim", "warmup_steps")}
+#: Model-config fields a stage may change from `standin`: none adds, removes or reshapes a weight
+#: (the slot attention has no per-slot weights with its Gaussian init), so a stage can start from
+#: the previous stage's weights.
+MODEL_STAGE_FIELDS = {
+    ("slot_attention", "num_slots"),
+    ("slot_attention", "num_iterations"),
+    ("slot_attention", "logit_scale"),
+    ("objective", "min_timestep"),
+}
+_IGNORED_MODEL_KEYS = ("name", "description")
+
+
+def _model_differences(saved_model: str | dict | None) -> dict[str, tuple]:
+    """``{"model.section.field": (standin value, saved value)}`` of a saved model config."""
+    from lsd.configs import load_config
+
+    if saved_model is None:
+        raise ValueError("the run's training config names no model")
+    saved, recipe = load_config(saved_model), load_config("standin")
+    differences = {}
+    for section in sorted(set(saved) | set(recipe)):
+        if section in _IGNORED_MODEL_KEYS:
+            continue
+        old, new = recipe.get(section), saved.get(section)
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in sorted(set(old) | set(new)):
+                if old.get(key) != new.get(key):
+                    differences[f"model.{section}.{key}"] = (old.get(key), new.get(key))
+        elif old != new:
+            differences[f"model.{section}"] = (old, new)
+    return differences
 
 
 def recipe_differences(saved: dict) -> dict[str, tuple]:
-    """Fields of a checkpoint's saved training config that differ from `synth-cpu`, as
-    ``{"section.field": (recipe value, saved value)}``; raises ValueError naming any field
-    outside :data:`RUN_ONLY_FIELDS` and :data:`SCHEDULE_FIELDS` (or a model other than `standin`)."""
+    """Fields of a checkpoint's saved training config that differ from `synth-cpu` (and its model
+    from `standin`), as ``{"section.field": (recipe value, saved value)}``; ``init_from`` is not
+    listed. Raises ValueError naming every field outside :data:`RUN_ONLY_FIELDS`,
+    :data:`SCHEDULE_FIELDS` and :data:`MODEL_STAGE_FIELDS`."""
     from lsd.training.config import load_train_config
-    from lsd.training.trainer import same_model_config
 
-    if not same_model_config(saved.get("model"), "standin"):
-        raise ValueError("the run's model is not the `standin` config")
     recipe = load_train_config("synth-cpu").to_dict()
     differences = {
         f"{section}.{key}": (value, saved.get(section, {}).get(key))
@@ -46,7 +83,9 @@ def recipe_differences(saved: dict) -> dict[str, tuple]:
         for key, value in recipe[section].items()
         if saved.get(section, {}).get(key) != value
     }
+    differences |= _model_differences(saved.get("model"))
     allowed = {f"{s}.{k}" for s, k in RUN_ONLY_FIELDS | SCHEDULE_FIELDS}
+    allowed |= {f"model.{s}.{k}" for s, k in MODEL_STAGE_FIELDS}
     refused = sorted(set(differences) - allowed)
     if refused:
         raise ValueError(f"not the synth-cpu recipe: {', '.join(refused)} differ")
@@ -78,8 +117,74 @@ def _training_seconds(records: list[dict]) -> float:
     return total + last
 
 
-def _differences_text(saved: dict) -> str:
-    differences = recipe_differences(saved)
+def _same_folder(a: str | os.PathLike, b: Path) -> bool:
+    return Path(a).resolve() in (b.resolve(), (b / "model").resolve())
+
+
+def merge_stages(
+    shipped_stages: list[dict],
+    shipped_records: list[dict],
+    run_records: list[dict],
+    saved: dict,
+    step: int,
+    commands: list[str],
+    init_from_is_shipped: bool,
+) -> tuple[list[dict], list[dict]]:
+    """The stages and the whole log of the checkpoint to ship.
+
+    Args:
+        shipped_stages, shipped_records: ``stages.json`` and ``train_log.jsonl`` of the checkpoint
+            shipped now (empty when none).
+        run_records: the run's ``train_log.jsonl`` (``step`` counts from the run's start).
+        saved: the run's saved training config; step: the checkpoint's step in the run.
+        commands: the commands that trained the run (verbatim).
+        init_from_is_shipped: whether the run's ``init_from`` is the shipped checkpoint.
+
+    The run is, in this order of checks: a continuation of the shipped last stage (its log starts
+    after the first logged step: it was resumed from the shipped checkpoint), a new stage on top
+    of the shipped stages (``init_from`` = the shipped checkpoint), or a first stage from scratch.
+    Returns ``(stages, records)``; every record carries ``stage`` and ``total_step``.
+    """
+    run_records = [dict(r) for r in run_records if r["step"] <= step]
+    if not run_records:
+        raise ValueError("the run's train_log.jsonl has no record up to the shipped step")
+    first = min(r["step"] for r in run_records)
+    log_every = int(saved.get("train", {}).get("log_every", 1))
+    differences = {k: list(v) for k, v in recipe_differences(saved).items()}
+    if first > log_every:  # resumed from the shipped checkpoint: the same stage goes on
+        if not shipped_stages:
+            raise ValueError(f"the run's log starts at step {first} but no shipped stage precedes it")
+        stage = dict(shipped_stages[-1])
+        number = len(shipped_stages)
+        earlier = [r for r in shipped_records if r["stage"] < number]
+        same = [dict(r) for r in shipped_records if r["stage"] == number and r["step"] < first]
+        if not same or same[-1]["step"] + log_every < first:
+            raise ValueError(f"the shipped last stage's log does not reach step {first - log_every}")
+        offset = stage["first_step"] - 1
+        stage["commands"] = stage["commands"] + commands
+        stage["differences"] = differences
+        stages = shipped_stages[:-1]
+        run_records = same + run_records
+    elif saved.get("init_from"):
+        if not init_from_is_shipped:
+            raise ValueError(
+                f"init_from {saved['init_from']} is not the shipped checkpoint: a new stage must start from it"
+            )
+        number = len(shipped_stages) + 1
+        offset = shipped_stages[-1]["last_step"] if shipped_stages else 0
+        earlier, stages = list(shipped_records), list(shipped_stages)
+        start = f"the weights of stage {number - 1} (fresh optimizer and schedule)" if shipped_stages else "init_from"
+        stage = {"start": start, "commands": commands, "differences": differences}
+    else:
+        number, offset, earlier, stages = 1, 0, [], []
+        stage = {"start": "random initialisation", "commands": commands, "differences": differences}
+    for record in run_records:
+        record["stage"], record["total_step"] = number, offset + record["step"]
+    stage |= {"stage": number, "first_step": offset + 1, "last_step": offset + step, "steps": step}
+    return stages + [stage], earlier + run_records
+
+
+def _differences_text(differences: dict) -> str:
     quiet = {f"{s}.{k}" for s, k in RUN_ONLY_FIELDS if s != "train"}  # where files go, not what is trained
     shown = {name: pair for name, pair in differences.items() if name not in quiet}
     return ", ".join(f"`{name}` {old!r} -> {new!r}" for name, (old, new) in shown.items()) or "none"
@@ -89,7 +194,8 @@ def _lr_lines(records: list[dict]) -> str:
     from lsd.reproduction.movi_e import learning_rate_phases
 
     lines = []
-    for phase in learning_rate_phases(records):
+    by_total = [{**r, "step": r.get("total_step", r["step"])} for r in records]
+    for phase in learning_rate_phases(by_total):
         span = f"steps {phase['first_step']:,} to {phase['last_step']:,}"
         if phase["kind"] == "constant":
             lines.append(f"- {span}: constant {phase['first_lr']:.2e}")
@@ -98,55 +204,72 @@ def _lr_lines(records: list[dict]) -> str:
     return "\n".join(lines) or "- (the log records no learning rate)"
 
 
-def _readme(step: int, seconds: float, saved: dict, records: list[dict], commands: list[str], table: str) -> str:
+def _continue_command(stage: dict, saved: dict) -> str:
+    """`lsd train` resuming the shipped checkpoint with the last stage's settings."""
+    quiet = {f"{s}.{k}" for s, k in RUN_ONLY_FIELDS}
+    sets = [f"--set {name}={json.dumps(new) if not isinstance(new, str) else new}"
+            for name, (_, new) in stage["differences"].items() if name not in quiet]  # fmt: skip
+    sets += [f"--set train.max_steps={stage['steps'] + 20000}", "--set checkpoint.total_limit=100"]
+    return (
+        "OMP_NUM_THREADS=1 lsd train --config synth-cpu --output-dir outputs/standin-long \\\n    "
+        + " \\\n    ".join(sets)
+        + " \\\n    --resume reproductions/checkpoints/movi-e-standin"
+    )
+
+
+def _readme(stages: list[dict], records: list[dict], saved: dict, table: str) -> str:
     data = saved["data"]
-    hours = f"about {seconds / 3600:.1f} h of training" if seconds else ""
+    total = stages[-1]["last_step"]
+    seconds = _training_seconds(records)
+    hours = f", about {seconds / 3600:.1f} h of training" if seconds else ""
     scenes = f'{data["synth_num_train"]:,} "{data["synth_level"]}" scenes at {data["resolution"]} px'
-    scheduler = saved["optim"]["lr_scheduler"]
-    schedule_set = f" --set optim.lr_scheduler={scheduler}" if scheduler != "constant_with_warmup" else ""
-    if not commands:
-        commands = [
-            f"OMP_NUM_THREADS=1 lsd train --config synth-cpu --output-dir outputs/standin-long{schedule_set} "
-            f"--set train.max_steps={step} --set checkpoint.total_limit=100"
-        ]
-    if scheduler == "constant_with_warmup":
-        restart = ""
-    else:
-        restart = (
-            f"\nThe last phase used `optim.lr_scheduler={scheduler}` over `train.max_steps="
-            f"{saved['train']['max_steps']}`; resuming with a larger `train.max_steps` stretches that schedule "
-            "(the learning rate jumps back up), so pick the schedule of the next phase on purpose.\n"
+    model = saved["model"] if isinstance(saved["model"], str) else "standin"
+    stage_text = []
+    for stage in stages:
+        commands = "\n".join(stage["commands"]) or "(commands not recorded)"
+        stage_text.append(
+            f"**Stage {stage['stage']}**: steps {stage['first_step']:,} to {stage['last_step']:,} "
+            f"({stage['steps']:,} optimizer steps), from {stage['start']}; changed from the recipe: "
+            f"{_differences_text(stage['differences'])}.\n\n```bash\n{commands}\n```"
         )
+    last = stages[-1]
+    scheduler = saved["optim"]["lr_scheduler"]
+    restart = (
+        ""
+        if scheduler == "constant_with_warmup"
+        else f"\nThe last stage used `optim.lr_scheduler={scheduler}` over `train.max_steps="
+        f"{saved['train']['max_steps']}`; resuming with a larger `train.max_steps` stretches that schedule "
+        "(the learning rate jumps back up), so pick the schedule of the next phase on purpose. A new stage "
+        "instead starts from these weights with a fresh optimizer: "
+        "`--set init_from=reproductions/checkpoints/movi-e-standin` (no `--resume`).\n"
+    )
     return f"""# Shipped stand-in checkpoint (MOVi-E reproduction, synthetic stand-in)
 
-The `standin` model (`lsd/configs/standin.json`) trained by the cpu budget's recipe
-(`lsd/configs/train/synth-cpu.json`, seed 42) for **{step:,} optimizer steps** on the synthetic
-stand-in ({scenes}), on a 2-core CPU with one torch thread{", " + hours if hours else ""}.
-This is NOT a MOVi-E model: it exists so that the default `nox -s reproduce-movi-e` shows what
-longer training of the same pipeline gives, beside the short run it trains itself.
+The `{model}` model (`lsd/configs/standin.json`, with the changes of each stage below) trained
+by the cpu budget's recipe (`lsd/configs/train/synth-cpu.json`, seed 42) for **{total:,} optimizer
+steps** in {len(stages)} stage(s) on the synthetic stand-in ({scenes}), on a 2-core CPU with
+one torch thread per run{hours}. This is NOT a MOVi-E model: it exists so that the default
+`nox -s reproduce-movi-e` shows what longer training of the same pipeline gives, beside the
+short run it trains itself.
 
 - `model/`: the `lsd.LatentSlotDiffusion` folder (safetensors), evaluated by the reproduction.
-- `training_state.pt`, `train_config.json`, `trainer_state.json`: the rest of the training
-  checkpoint, for exact resume.
-- `train_log.jsonl`: the run's log up to this step, with the slot diagnostic (denoising loss
-  with each image's own slots against slots shuffled across the batch).
+- `training_state.pt`, `train_config.json`, `trainer_state.json`: the rest of the last stage's
+  training checkpoint, for exact resume (`trainer_state.json` counts the last stage's steps).
+- `train_log.jsonl`: the log of every stage (`step` within the stage, `total_step` over the
+  run), with the slot diagnostic (denoising loss with each image's own slots against slots
+  shuffled across the batch); `stages.json`: the stages below, as data.
 
-How it was trained (each command resumed the previous one exactly; recipe fields changed from
-`synth-cpu`: {_differences_text(saved)}):
+How it was trained (within a stage every command resumed the previous one exactly):
 
-```bash
-{chr(10).join(commands)}
-```
+{chr(10).join(stage_text)}
 
-Learning rate over the run (from `train_log.jsonl`):
+Learning rate over the run (from `train_log.jsonl`, total steps):
 {_lr_lines(records)}
 
-Train it further (exact resume: the same weights as one uninterrupted run), then ship again:
+Continue the last stage (exact resume: the same weights as one uninterrupted run), then ship again:
 
 ```bash
-OMP_NUM_THREADS=1 lsd train --config synth-cpu --output-dir outputs/standin-long{schedule_set} \\
-    --set train.max_steps={step + 20000} --set checkpoint.total_limit=100 \\
-    --resume reproductions/checkpoints/movi-e-standin
+{_continue_command(last, saved)}
 python reproductions/ship_standin.py --run outputs/standin-long --command "..."
 ```
 {restart}
@@ -155,6 +278,15 @@ Evaluation (`reproductions/movi_e.py --checkpoint reproductions/checkpoints/movi
 
 {table}
 """
+
+
+def _read_shipped() -> tuple[list[dict], list[dict]]:
+    """``stages.json`` and the log of the checkpoint shipped now (empty lists when none)."""
+    from lsd.reproduction.movi_e import read_train_log
+
+    if not (TARGET / "stages.json").is_file():
+        return [], []
+    return json.loads((TARGET / "stages.json").read_text()), read_train_log(TARGET / "train_log.jsonl")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,25 +304,25 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = _pick(args.run, args.step)
     step = json.loads((checkpoint / "trainer_state.json").read_text())["step"]
     saved = json.loads((checkpoint / "train_config.json").read_text())
-    recipe_differences(saved)  # refuse a run trained by another recipe before copying anything
+    shipped_stages, shipped_records = _read_shipped()
+    init_from = saved.get("init_from")
+    stages, records = merge_stages(  # refuses a run trained by another recipe before copying anything
+        shipped_stages, shipped_records, read_train_log(args.run / "train_log.jsonl"), saved, step,
+        args.command, bool(init_from) and _same_folder(init_from, TARGET),
+    )  # fmt: skip
     TARGET.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".movi-e-standin.", dir=TARGET.parent))
     try:
         build = staging / "movi-e-standin"
         shutil.copytree(checkpoint, build)
-        records = read_train_log(args.run / "train_log.jsonl")
-        if records and (TARGET / "train_log.jsonl").is_file():  # a run resumed from the shipped one
-            first = min(r["step"] for r in records)
-            records = [r for r in read_train_log(TARGET / "train_log.jsonl") if r["step"] < first] + records
-        kept = [r for r in records if r["step"] <= step]
-        (build / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+        (build / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        (build / "stages.json").write_text(json.dumps(stages, indent=2) + "\n")
         evaluation = staging / "evaluation"
         record = reproduce_movi_e(
             ReproduceOptions(output=evaluation, checkpoint=build / "model", budget="cpu", cache=args.cache)
         )
         table = (evaluation / "table.md").read_text().split("\n\n", 2)[-1]
-        seconds = _training_seconds(kept)
-        (build / "README.md").write_text(_readme(step, seconds, saved, kept, args.command, table))
+        (build / "README.md").write_text(_readme(stages, records, saved, table))
         (build / "evaluation.json").write_text(json.dumps(record["methods"], indent=2) + "\n")
         old = staging / "previous"
         if TARGET.exists():
@@ -198,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(build, TARGET)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"shipped step {step} from {checkpoint} to {TARGET}")
+    print(
+        f"shipped stage {stages[-1]['stage']} step {step} (total {stages[-1]['last_step']}) from {checkpoint} to {TARGET}"
+    )
     return 0
 
 

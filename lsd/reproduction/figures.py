@@ -24,21 +24,30 @@ def plot_training_curves(logs: dict[str, list[dict[str, Any]]], path: str | os.P
     image's own slots vs with slots shuffled across the batch) against the optimizer step.
 
     ``logs``: run label -> ``train_log.jsonl`` records (``step``, ``loss``, optionally
-    ``loss_right_slots`` / ``loss_shuffled_slots``).
+    ``loss_right_slots`` / ``loss_shuffled_slots``, and ``total_step`` / ``stage`` in a log of
+    several training stages, which is then drawn against ``total_step`` with each new stage's
+    first step marked).
     """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5.5 * max(len(logs), 1), 3.8))
     axes = fig.subplots(1, max(len(logs), 1), squeeze=False)[0]
     for ax, (label, records) in zip(axes, logs.items(), strict=False):
-        steps = [r["step"] for r in records]
+
+        def step_of(record: dict[str, Any]) -> int:
+            return record.get("total_step", record["step"])
+
+        steps = [step_of(r) for r in records]
         ax.plot(steps, [r["loss"] for r in records], color="0.6", lw=1, label="training loss")
         diag = [r for r in records if "loss_right_slots" in r]
         if diag:
-            ax.plot([r["step"] for r in diag], [r["loss_right_slots"] for r in diag], "o-", ms=3, label="own slots")
+            ax.plot([step_of(r) for r in diag], [r["loss_right_slots"] for r in diag], "o-", ms=3, label="own slots")
             ax.plot(
-                [r["step"] for r in diag], [r["loss_shuffled_slots"] for r in diag], "s-", ms=3, label="shuffled slots"
+                [step_of(r) for r in diag], [r["loss_shuffled_slots"] for r in diag], "s-", ms=3, label="shuffled slots"
             )
+        starts = [step_of(b) for a, b in zip(records, records[1:], strict=False) if b.get("stage") != a.get("stage")]
+        for number, start in enumerate(starts):
+            ax.axvline(start, color="tab:red", lw=0.8, ls="--", label="new training stage" if number == 0 else None)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("denoising loss")

@@ -2,62 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from lsd.configs import load_config
 from lsd.models.lsd import LatentSlotDiffusion
 from lsd.training.config import load_train_config
-from lsd.training.trainer import same_model_config
 
 SHIPPED = Path(__file__).resolve().parents[2] / "reproductions" / "checkpoints" / "movi-e-standin"
-#: Fields a longer run may change without changing what is trained at each step.
-RUN_ONLY_FIELDS = {("train", "max_steps"), ("checkpoint", "every"), ("checkpoint", "total_limit"), ("data", "root")}
-#: The learning-rate schedule may change (a final decay), documented in the shipped README.
-SCHEDULE_FIELDS = {("optim", "lr_scheduler")}
-
-
-def test_shipped_checkpoint_is_the_standin_model_in_safetensors_under_20_mb():
-    model = LatentSlotDiffusion.from_pretrained(SHIPPED / "model")
-    config = json.loads((SHIPPED / "train_config.json").read_text())
-    assert same_model_config(config["model"], "standin")
-    assert model.slot_attention.config.num_slots == 7
-    weights = list((SHIPPED / "model").rglob("*.safetensors"))
-    assert {w.parent.name for w in weights} == {"backbone", "slot_attention", "unet"}
-    assert not list((SHIPPED / "model").rglob("*.bin"))
-    assert sum(w.stat().st_size for w in weights) < 20e6
-
-
-def test_shipped_checkpoint_was_trained_with_the_cpu_budgets_recipe():
-    saved = json.loads((SHIPPED / "train_config.json").read_text())
-    recipe = load_train_config("synth-cpu").to_dict()
-    for section in ("data", "autoencoder", "optim", "train", "checkpoint"):
-        for key, value in recipe[section].items():
-            if (section, key) not in RUN_ONLY_FIELDS | SCHEDULE_FIELDS:
-                assert saved[section][key] == value, f"{section}.{key}"
-    readme = (SHIPPED / "README.md").read_text()
-    if saved["optim"]["lr_scheduler"] != recipe["optim"]["lr_scheduler"]:
-        assert f"optim.lr_scheduler={saved['optim']['lr_scheduler']}" in readme
-
-
-def test_shipped_log_never_exceeds_the_recipes_learning_rate_and_reaches_it():
-    recipe_lr = load_train_config("synth-cpu").optim.lr
-    rates = [
-        json.loads(line)["lr"] for line in (SHIPPED / "train_log.jsonl").read_text().splitlines() if '"lr"' in line
-    ]
-    assert max(rates) == pytest.approx(recipe_lr, rel=1e-6)
-
-
-def test_shipped_log_ends_at_the_checkpoint_and_carries_the_slot_diagnostic():
-    state = torch.load(SHIPPED / "training_state.pt", map_location="cpu", weights_only=False)
-    records = [json.loads(line) for line in (SHIPPED / "train_log.jsonl").read_text().splitlines() if line]
-    assert records[-1]["step"] == state["step"] == json.loads((SHIPPED / "trainer_state.json").read_text())["step"]
-    diagnostic = [r for r in records if "loss_right_slots" in r]
-    assert len(diagnostic) >= 4
-    last = diagnostic[-4:]  # the decoder uses its slots: shuffling them across images raises the loss
-    assert sum(r["loss_shuffled_slots"] for r in last) > 1.1 * sum(r["loss_right_slots"] for r in last)
 
 
 def _ship_script():
@@ -69,15 +25,122 @@ def _ship_script():
     return module
 
 
-def test_ship_script_accepts_a_schedule_change_and_refuses_any_other_recipe_change():
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_shipped_checkpoint_is_the_standin_model_in_safetensors_under_20_mb():
+    model = LatentSlotDiffusion.from_pretrained(SHIPPED / "model")
+    saved = json.loads((SHIPPED / "train_config.json").read_text())
+    _ship_script().recipe_differences(saved)  # the standin model, changed only where a stage may
+    assert model.slot_attention.config.num_slots == load_config(saved["model"])["slot_attention"]["num_slots"]
+    weights = list((SHIPPED / "model").rglob("*.safetensors"))
+    assert {w.parent.name for w in weights} == {"backbone", "slot_attention", "unet"}
+    assert not list((SHIPPED / "model").rglob("*.bin"))
+    assert sum(w.stat().st_size for w in weights) < 20e6
+
+
+def test_shipped_stages_record_what_each_changed_and_the_readme_states_it():
     ship = _ship_script()
-    saved = load_train_config("synth-cpu", ["optim.lr_scheduler=linear", "train.max_steps=24000"]).to_dict()
-    assert set(ship.recipe_differences(saved)) == {"optim.lr_scheduler", "train.max_steps"}
-    saved["optim"]["lr"] = 1e-3
+    saved = json.loads((SHIPPED / "train_config.json").read_text())
+    stages = json.loads((SHIPPED / "stages.json").read_text())
+    assert {k: list(v) for k, v in ship.recipe_differences(saved).items()} == stages[-1]["differences"]
+    readme = (SHIPPED / "README.md").read_text()
+    quiet = {f"{s}.{k}" for s, k in ship.RUN_ONLY_FIELDS if s != "train"}
+    for stage in stages:
+        assert f"**Stage {stage['stage']}**" in readme
+        for name, (old, new) in stage["differences"].items():
+            if name not in quiet:
+                assert f"`{name}` {old!r} -> {new!r}" in readme, name
+        for command in stage["commands"]:
+            assert command in readme
+
+
+def test_shipped_log_never_exceeds_the_recipes_learning_rate_and_reaches_it():
+    recipe_lr = load_train_config("synth-cpu").optim.lr
+    rates = [r["lr"] for r in _records(SHIPPED / "train_log.jsonl") if "lr" in r]
+    assert max(rates) == pytest.approx(recipe_lr, rel=1e-6)
+
+
+def test_shipped_log_covers_every_stage_and_ends_at_the_checkpoint():
+    state = torch.load(SHIPPED / "training_state.pt", map_location="cpu", weights_only=False)
+    records = _records(SHIPPED / "train_log.jsonl")
+    stages = json.loads((SHIPPED / "stages.json").read_text())
+    assert records[-1]["step"] == state["step"] == json.loads((SHIPPED / "trainer_state.json").read_text())["step"]
+    assert records[-1]["total_step"] == stages[-1]["last_step"] and stages[0]["first_step"] == 1
+    for before, after in itertools.pairwise(stages):
+        assert after["first_step"] == before["last_step"] + 1
+    for stage in stages:
+        assert stage["last_step"] - stage["first_step"] + 1 == stage["steps"]
+        inside = [r for r in records if r["stage"] == stage["stage"]]
+        assert inside and all(stage["first_step"] <= r["total_step"] <= stage["last_step"] for r in inside)
+        assert all(r["total_step"] == stage["first_step"] - 1 + r["step"] for r in inside)
+    totals = [r["total_step"] for r in records]
+    assert totals == sorted(set(totals))  # each step once, in order
+
+
+def test_shipped_log_carries_the_slot_diagnostic_and_the_decoder_uses_its_slots():
+    diagnostic = [r for r in _records(SHIPPED / "train_log.jsonl") if "loss_right_slots" in r]
+    assert len(diagnostic) >= 4
+    last = diagnostic[-4:]  # shuffling the slots across images raises the loss
+    assert sum(r["loss_shuffled_slots"] for r in last) > 1.1 * sum(r["loss_right_slots"] for r in last)
+
+
+def test_ship_script_accepts_schedule_and_weight_free_model_changes_and_refuses_the_rest():
+    ship = _ship_script()
+    saved = load_train_config(
+        "synth-cpu",
+        ["optim.lr_scheduler=linear", "optim.lr=1e-4", "train.max_steps=24000", "model.slot_attention.num_slots=11"],
+    ).to_dict()
+    assert set(ship.recipe_differences(saved)) == {
+        "optim.lr_scheduler", "optim.lr", "train.max_steps", "model.slot_attention.num_slots"
+    }  # fmt: skip
+    saved["optim"]["encoder_lr_scale"] = 1.0
     saved["train"]["batch_size"] = 16
-    with pytest.raises(ValueError, match=r"optim\.lr, train\.batch_size differ"):
+    with pytest.raises(ValueError, match=r"optim\.encoder_lr_scale, train\.batch_size differ"):
         ship.recipe_differences(saved)
-    saved = load_train_config("synth-cpu").to_dict()
-    saved["model"] = "cpu"
-    with pytest.raises(ValueError, match="standin"):
+    saved = load_train_config("synth-cpu", ["model.unet.block_out_channels=[32, 64, 128]"]).to_dict()
+    with pytest.raises(ValueError, match=r"model\.unet\.block_out_channels differ"):
         ship.recipe_differences(saved)
+    saved = load_train_config("synth-cpu", ["model=cpu"]).to_dict()
+    with pytest.raises(ValueError, match="not the synth-cpu recipe"):
+        ship.recipe_differences(saved)
+
+
+def _log(steps, lr=1e-4):
+    return [{"step": s, "loss": 0.2, "lr": lr} for s in steps]
+
+
+def test_merge_stages_offsets_a_new_stage_and_continues_the_last_one():
+    ship = _ship_script()
+    first = load_train_config("synth-cpu", ["train.max_steps=200"]).to_dict()
+    stages, records = ship.merge_stages([], [], _log(range(50, 201, 50)), first, 200, ["cmd 1"], False)
+    assert stages[0] | {"differences": None} == {
+        "stage": 1, "first_step": 1, "last_step": 200, "steps": 200, "start": "random initialisation",
+        "commands": ["cmd 1"], "differences": None,
+    }  # fmt: skip
+    second = load_train_config(
+        "synth-cpu", ["train.max_steps=100", "init_from=reproductions/checkpoints/movi-e-standin"]
+    ).to_dict()
+    stages, records = ship.merge_stages(stages, records, _log(range(50, 101, 50)), second, 100, ["cmd 2"], True)
+    assert [(s["first_step"], s["last_step"]) for s in stages] == [(1, 200), (201, 300)]
+    assert [(r["stage"], r["step"], r["total_step"]) for r in records[-2:]] == [(2, 50, 250), (2, 100, 300)]
+    # resumed from that shipped checkpoint: stage 2 goes on; its log continues at step 150
+    resumed = load_train_config("synth-cpu", ["train.max_steps=200"]).to_dict()
+    stages, records = ship.merge_stages(stages, records, _log(range(150, 201, 50)), resumed, 200, ["cmd 3"], False)
+    assert [(s["first_step"], s["last_step"]) for s in stages] == [(1, 200), (201, 400)]
+    assert stages[1]["commands"] == ["cmd 2", "cmd 3"]
+    assert [r["total_step"] for r in records] == [50, 100, 150, 200, 250, 300, 350, 400]
+
+
+def test_merge_stages_refuses_a_stage_not_started_from_the_shipped_checkpoint_or_a_gap():
+    ship = _ship_script()
+    base = load_train_config("synth-cpu", ["train.max_steps=100"]).to_dict()
+    stages, records = ship.merge_stages([], [], _log([50, 100]), base, 100, [], False)
+    other = load_train_config("synth-cpu", ["init_from=somewhere/else"]).to_dict()
+    with pytest.raises(ValueError, match="not the shipped checkpoint"):
+        ship.merge_stages(stages, records, _log([50, 100]), other, 100, [], False)
+    with pytest.raises(ValueError, match="does not reach step 200"):  # resumed at 250, shipped log ends at 100
+        ship.merge_stages(stages, records, _log([250, 300]), base, 300, [], False)
+    with pytest.raises(ValueError, match="no shipped stage"):
+        ship.merge_stages([], [], _log([250, 300]), base, 300, [], False)
