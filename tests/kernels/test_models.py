@@ -20,11 +20,13 @@ from lsd.models.slot_attention import SlotAttention
 from ..release_fixture import TINY_SLOT_ATTN, TINY_UNET
 from ._compare import FP32_ATOL, FP32_RTOL, assert_close
 
-#: Learning rate of the training comparison; AdamW moves every parameter by about this per step.
-TRAIN_LR = 1e-3
-#: Adam's update m / sqrt(v) is scale-free, so a parameter whose gradient is ~0 can move by up to
-#: lr per step on float noise alone; after 5 steps (seen: 4.5e-5) compare parameters at lr / 10.
-TRAIN_PARAM_ATOL = TRAIN_LR / 10
+#: Learning rate of the training comparison. It uses plain SGD: its update is linear in the
+#: gradient, so float-level gradient differences between the backends stay float-level in the
+#: weights. (AdamW's m / sqrt(v) is scale-free: a weight whose gradient is ~0 moves by up to lr per
+#: step on float noise alone, which made an AdamW comparison depend on the CPU's reduction order.)
+TRAIN_LR = 0.1
+#: Weights move by about 4e-2 in 5 steps; the backends differed by 1.2e-7 (2 threads, this CPU).
+TRAIN_PARAM_ATOL = 1e-5
 
 
 def slot_attention_and_inputs(seed=0):
@@ -118,9 +120,9 @@ def test_compiled_denoiser_runs_twice_without_recompiling(backend):
 
 
 def train(model, backend, steps=5):
-    """``steps`` AdamW steps of the LSD loss on fixed data and draws; returns the losses."""
+    """``steps`` SGD steps of the LSD loss on fixed data and draws; returns the losses."""
     model.set_kernel_backend(backend)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=TRAIN_LR)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=TRAIN_LR)
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(7)) * 2 - 1
     losses = []
     for step in range(steps):
@@ -142,6 +144,6 @@ def test_training_with_triton_kernels_matches_torch():
     assert_close(torch.tensor(losses), torch.tensor(ref_losses), "losses", atol=1e-6, rtol=1e-5)
     ref_params = dict(ref_model.named_parameters())
     moved = max((p.detach() - initial[name]).abs().max().item() for name, p in ref_params.items())
-    assert moved > 10 * TRAIN_PARAM_ATOL, f"training barely changed the weights (max change {moved:.2e})"
+    assert moved > 1000 * TRAIN_PARAM_ATOL, f"training barely changed the weights (max change {moved:.2e})"
     for name, p in model.named_parameters():
         assert_close(p.detach(), ref_params[name].detach(), name, atol=TRAIN_PARAM_ATOL, rtol=0)
