@@ -40,7 +40,7 @@ def lint(session: nox.Session) -> None:
 def reproduce_movi_e(session: nox.Session) -> None:
     """The MOVi-E table: `nox -s reproduce-movi-e [-- --budget smoke|cpu|paper --data DIR --checkpoint DIR ...]`.
 
-    Without arguments: the synthetic stand-in at the cpu budget (10 to 14 minutes on 2 cores, measured),
+    Without arguments: the synthetic stand-in at the cpu budget (7 to 14 minutes on 2 cores, measured),
     evaluated beside the shipped stand-in checkpoint and the k-means / grid baselines.
     Flags are those of `python reproductions/movi_e.py --help`.
     """

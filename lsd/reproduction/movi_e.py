@@ -67,7 +67,7 @@ BUDGETS = {
         3,
         25,
         4,
-        "the default: 1,500 steps from scratch, 10 to 14 minutes on 2 CPU cores",
+        "the default: 1,500 steps from scratch, 7 to 14 minutes on 2 CPU cores",
     ),
     "paper": Budget("paper", "movi-e-paper", None, 4000, 3, 25, 4, "the release's recipe (GPUs, days); needs --data"),
 }
