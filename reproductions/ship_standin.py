@@ -223,7 +223,6 @@ def _readme(stages: list[dict], records: list[dict], saved: dict, table: str) ->
     seconds = _training_seconds(records)
     hours = f", about {seconds / 3600:.1f} h of training" if seconds else ""
     scenes = f'{data["synth_num_train"]:,} "{data["synth_level"]}" scenes at {data["resolution"]} px'
-    model = saved["model"] if isinstance(saved["model"], str) else "standin"
     stage_text = []
     for stage in stages:
         commands = "\n".join(stage["commands"]) or "(commands not recorded)"
@@ -245,7 +244,7 @@ def _readme(stages: list[dict], records: list[dict], saved: dict, table: str) ->
     )
     return f"""# Shipped stand-in checkpoint (MOVi-E reproduction, synthetic stand-in)
 
-The `{model}` model (`lsd/configs/standin.json`, with the changes of each stage below) trained
+The `standin` model (`lsd/configs/standin.json`, with the changes of each stage below) trained
 by the cpu budget's recipe (`lsd/configs/train/synth-cpu.json`, seed 42) for **{total:,} optimizer
 steps** in {len(stages)} stage(s) on the synthetic stand-in ({scenes}), on a 2-core CPU with
 one torch thread per run{hours}. This is NOT a MOVi-E model: it exists so that the default

@@ -19,6 +19,11 @@ def _image(pixels: torch.Tensor) -> np.ndarray:
     return ((pixels.float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
 
 
+def _step_of(record: dict[str, Any]) -> int:
+    """A log record's step over all training stages (``total_step`` when the log has stages)."""
+    return record.get("total_step", record["step"])
+
+
 def plot_training_curves(logs: dict[str, list[dict[str, Any]]], path: str | os.PathLike) -> None:
     """One panel per run: the training loss and the slot diagnostic (denoising loss with each
     image's own slots vs with slots shuffled across the batch) against the optimizer step.
@@ -33,19 +38,19 @@ def plot_training_curves(logs: dict[str, list[dict[str, Any]]], path: str | os.P
     fig = Figure(figsize=(5.5 * max(len(logs), 1), 3.8))
     axes = fig.subplots(1, max(len(logs), 1), squeeze=False)[0]
     for ax, (label, records) in zip(axes, logs.items(), strict=False):
-
-        def step_of(record: dict[str, Any]) -> int:
-            return record.get("total_step", record["step"])
-
-        steps = [step_of(r) for r in records]
+        steps = [_step_of(r) for r in records]
         ax.plot(steps, [r["loss"] for r in records], color="0.6", lw=1, label="training loss")
         diag = [r for r in records if "loss_right_slots" in r]
         if diag:
-            ax.plot([step_of(r) for r in diag], [r["loss_right_slots"] for r in diag], "o-", ms=3, label="own slots")
+            ax.plot([_step_of(r) for r in diag], [r["loss_right_slots"] for r in diag], "o-", ms=3, label="own slots")
             ax.plot(
-                [step_of(r) for r in diag], [r["loss_shuffled_slots"] for r in diag], "s-", ms=3, label="shuffled slots"
+                [_step_of(r) for r in diag],
+                [r["loss_shuffled_slots"] for r in diag],
+                "s-",
+                ms=3,
+                label="shuffled slots",
             )
-        starts = [step_of(b) for a, b in zip(records, records[1:], strict=False) if b.get("stage") != a.get("stage")]
+        starts = [_step_of(b) for a, b in zip(records, records[1:], strict=False) if b.get("stage") != a.get("stage")]
         for number, start in enumerate(starts):
             ax.axvline(start, color="tab:red", lw=0.8, ls="--", label="new training stage" if number == 0 else None)
         ax.set_title(label, fontsize=10)
