@@ -1,16 +1,18 @@
-"""Sampling throughput: ``LatentSlotDiffusion.generate`` from slots to images with DDIM and
+"""Sampling throughput: ``LSDPipeline(slots=...)`` from slots to images with DDIM and
 DPM-Solver++ at 25 steps (25 denoiser calls and one VAE decode), in fp32; the tiny config on CPU,
 the MOVi-E config on a GPU.
 
 Providers (reference first): ``eager`` (torch attention, as the release samples) and ``triton``
 (the fused slot cross-attention in the denoiser, CUDA only). Records images/s; FLOPs counted by
-``FlopCounterMode`` over one eager ``generate`` call.
+``FlopCounterMode`` over one eager pipeline call.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+
+from lsd.pipelines import LSDPipeline
 
 from ._models import build_lsd, config_for, resolution
 from ._perf import Work, count_flops, max_rel_diff, measure, skip_unless_runnable, sync
@@ -36,10 +38,13 @@ def test_sampling(benchmark, device: torch.device, sampler: str, provider: str) 
     images = (torch.rand(batch, 3, side, side, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(device)
     with torch.no_grad():
         slots = model.encode(images, noise=None).slots
+    pipe = LSDPipeline.from_model(model)
+    pipe.set_progress_bar_config(disable=True)
 
     def call() -> torch.Tensor:
         generator = torch.Generator(device).manual_seed(0)
-        out = model.generate(slots, num_inference_steps=STEPS, generator=generator, sampler=sampler)
+        out = pipe(slots=slots, num_inference_steps=STEPS, generator=generator, sampler=sampler, output_type="pt")
+        out = out.images
         sync(device)
         return out
 

@@ -16,6 +16,8 @@ import time
 import pytest
 import torch
 
+from lsd.training.objective import training_loss
+
 from ._models import build_lsd, config_for, resolution
 from ._perf import Work, compile_backend, count_flops, measure, skip_unless_runnable, sync
 
@@ -42,7 +44,7 @@ def test_training_step(benchmark, device: torch.device, provider: str) -> None:
         generator = torch.Generator(device).manual_seed(0)  # the same draws every step
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
         with autocast:
-            loss = model.training_loss(images, generator=generator).loss
+            loss = training_loss(model, images, generator=generator).loss
         loss.backward()
         return loss.detach()
 

@@ -14,8 +14,12 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "LatentSlotDiffusion": "lsd.models.lsd",
-    "DiffusionObjective": "lsd.models.lsd",
-    "TrainingLossOutput": "lsd.models.lsd",
+    "DiffusionObjective": "lsd.models.objective_options",
+    "TrainingLossOutput": "lsd.training.objective",
+    "LSDObjective": "lsd.training.objective",
+    "training_loss": "lsd.training.objective",
+    "LSDPipeline": "lsd.pipelines",
+    "LSDPipelineOutput": "lsd.pipelines",
     "attention_to_segmentation": "lsd.models.lsd",
     "SlotAttention": "lsd.models.slot_attention",
     "SlotAttentionOutput": "lsd.models.slot_attention",
@@ -47,7 +51,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from lsd.models.backbone import CNNBackbone
     from lsd.models.denoiser import SlotConditionedUNet
     from lsd.models.dinov2 import DINOv2Backbone
-    from lsd.models.lsd import DiffusionObjective, LatentSlotDiffusion, TrainingLossOutput, attention_to_segmentation
+    from lsd.models.lsd import LatentSlotDiffusion, attention_to_segmentation
+    from lsd.models.objective_options import DiffusionObjective
     from lsd.models.pretrained import PretrainedNotFound, load_pretrained_unet, load_pretrained_vae
     from lsd.models.slot_attention import SlotAttention, SlotAttentionOutput, slot_attention_updates_ref
     from lsd.official import load_official_checkpoint
+    from lsd.pipelines import LSDPipeline, LSDPipelineOutput
+    from lsd.training.objective import LSDObjective, TrainingLossOutput, training_loss

@@ -104,7 +104,8 @@ def _load_pretrained(cls: type, spec: dict[str, Any], field: str):
 def build_model(config: str | os.PathLike | dict[str, Any], **components: Any):
     """Build a :class:`~lsd.LatentSlotDiffusion` from a config; ``components`` (e.g. ``vae=...``)
     are used instead of the config's entries (``vae=None`` builds a model without autoencoder)."""
-    from lsd.models.lsd import DiffusionObjective, LatentSlotDiffusion
+    from lsd.models.lsd import LatentSlotDiffusion
+    from lsd.models.objective_options import DiffusionObjective
 
     config = load_config(config)
     built = {}

@@ -1,12 +1,12 @@
 """``LatentSlotDiffusion``: VAE + object encoder + slot attention + slot-conditioned denoiser.
 
-Data flow of one training step (Jiang et al. 2023; the release's ``train_lsd.py``):
+This module holds the components, their compatibility checks, encoding (slots, latents),
+segmentation and save/load. The training loss is :mod:`lsd.training.objective`; sampling (slots
+-> images, classifier-free guidance) is :class:`lsd.pipelines.LSDPipeline`.
 
     pixels (B, 3, R, R) in [-1, 1] --frozen VAE--> z (B, c, R/f, R/f)
-    z_t = scheduler.add_noise(z, eps, t),  eps ~ N(0, I) (+ offset noise),  t ~ U{t_min..t_max}
     pixels --backbone--> features (B, C, h, w) --slot attention--> slots (B, S, D_out), attn
-    pred = unet(z_t, t, encoder_hidden_states=slots).sample
-    loss = mean MSE(pred, eps or v) in float32   (optionally min-SNR-gamma weighted)
+    unet(z_t, t, encoder_hidden_states=slots).sample -> eps or v (the scheduler's prediction_type)
 """
 
 from __future__ import annotations
@@ -16,20 +16,20 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
 from lsd.backends import resolve_kernel_backend
 from lsd.models.autoencoder import Autoencoder, PixelUnshuffleAutoencoder, decode_latents, encode_latents
 from lsd.models.backbone import CNNBackbone
 from lsd.models.denoiser import SlotConditionedUNet, set_unet_kernel_backend
+from lsd.models.objective_options import DiffusionObjective
 from lsd.models.slot_attention import SlotAttention, SlotAttentionOutput
 
 LSD_CONFIG_NAME = "lsd_config.json"
@@ -47,38 +47,6 @@ def _component_classes() -> dict[str, type]:
     return {cls.__name__: cls for cls in classes}
 
 
-@dataclass
-class DiffusionObjective:
-    """Training-objective options (not architecture); saved in ``lsd_config.json``.
-
-    Attributes:
-        noise_offset: offset-noise scale: ``eps += noise_offset * N(0, 1)`` per (sample, channel).
-        snr_gamma: min-SNR-gamma loss weighting (Hang et al. 2023) when set; ``None`` = plain MSE.
-        min_timestep, max_timestep: training timesteps are drawn uniformly from this inclusive range
-            (release: 0 .. num_train_timesteps - 1; ``None`` means that upper end).
-    """
-
-    noise_offset: float = 0.0
-    snr_gamma: float | None = None
-    min_timestep: int = 0
-    max_timestep: int | None = None
-
-
-@dataclass
-class TrainingLossOutput:
-    """Attributes:
-    loss: scalar, what to backpropagate.
-    mse: ``(B,)`` unweighted per-sample MSE (float32).
-    timesteps: ``(B,)`` the sampled timesteps.
-    encoding: the slot-attention output used to condition the denoiser.
-    """
-
-    loss: torch.Tensor
-    mse: torch.Tensor
-    timesteps: torch.Tensor
-    encoding: SlotAttentionOutput
-
-
 class LatentSlotDiffusion(nn.Module):
     """The LSD model. Components are ordinary diffusers/torch modules, reachable as attributes.
 
@@ -91,8 +59,10 @@ class LatentSlotDiffusion(nn.Module):
             with ``cross_attention_dim == slot_attention.out_size``.
         scheduler: ``DDPMScheduler``; its ``prediction_type`` picks the training target.
         vae: the frozen autoencoder (``AutoencoderKL`` or :class:`PixelUnshuffleAutoencoder`), or
-            ``None`` for a model that only encodes/segments (training then raises).
-        objective: :class:`DiffusionObjective`.
+            ``None`` for a model that only encodes/segments (training and sampling then raise).
+        objective: :class:`DiffusionObjective`, the training options (used by
+            :func:`lsd.training.objective.training_loss`; its ``min_timestep`` also stops
+            :class:`lsd.pipelines.LSDPipeline` sampling early).
         frozen: component names whose parameters are frozen (Stable-LSD: ``("backbone", "unet")``).
             The VAE is always frozen.
     """
@@ -224,133 +194,6 @@ class LatentSlotDiffusion(nn.Module):
         attn = self.encode(pixel_values, noise=noise, backbone_pixel_values=backbone_pixel_values).attn
         return attention_to_segmentation(attn, size)
 
-    # -- training ------------------------------------------------------------------------------
-    def forward(self, pixel_values: torch.Tensor, **kwargs: Any) -> TrainingLossOutput:
-        """Same as :meth:`training_loss` (so that DDP wrappers see a ``forward`` call)."""
-        return self.training_loss(pixel_values, **kwargs)
-
-    def training_loss(
-        self,
-        pixel_values: torch.Tensor,
-        *,
-        backbone_pixel_values: torch.Tensor | None = None,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-        noise: torch.Tensor | None = None,
-        timesteps: torch.Tensor | None = None,
-        slot_noise: torch.Tensor | None = None,
-        slot_permutation: torch.Tensor | None = None,
-    ) -> TrainingLossOutput:
-        """The LSD denoising loss of a batch.
-
-        Every random draw comes from ``generator`` (or the global RNG) unless given explicitly:
-        ``noise`` (latent-shaped), ``timesteps`` ``(B,)``, ``slot_noise`` ``(B, S, slot_size)``.
-        ``generator`` may be a list with one generator per sample; sample ``i`` then draws, in this
-        order, its VAE posterior sample, noise, offset noise, timestep and slot noise from
-        ``generator[i]`` alone, so a sample's loss does not depend on the rest of the batch (how
-        multi-process training reproduces single-process training).
-        ``slot_permutation`` ``(B,)``: condition image ``i`` on the slots of image
-        ``slot_permutation[i]`` (the "does the decoder use its slots" diagnostic).
-        """
-        obj, sched = self.objective, self.scheduler
-        latents = self.encode_latents(pixel_values, generator)
-        batch, device = latents.shape[0], latents.device
-        if noise is None:
-            noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=latents.dtype)
-        if obj.noise_offset:
-            offset_shape = (batch, latents.shape[1], 1, 1)
-            noise = noise + obj.noise_offset * randn_tensor(
-                offset_shape, generator=generator, device=device, dtype=latents.dtype
-            )
-        if timesteps is None:
-            high = (obj.max_timestep if obj.max_timestep is not None else sched.config.num_train_timesteps - 1) + 1
-            timesteps = _randint(obj.min_timestep, high, batch, generator, device)
-        timesteps = timesteps.to(device=device, dtype=torch.long)
-        if slot_noise is None and not self.slot_attention.config.learnable_slot_init:
-            sa = self.slot_attention.config
-            shape = (batch, sa.num_slots, sa.slot_size)
-            slot_noise = randn_tensor(shape, generator=generator, device=device, dtype=self.slot_attention.dtype)
-
-        noisy = sched.add_noise(latents, noise, timesteps)
-        encoding = self.encode(pixel_values, noise=slot_noise, backbone_pixel_values=backbone_pixel_values)
-        slots = encoding.slots if slot_permutation is None else encoding.slots[slot_permutation.to(device)]
-        pred = self.unet(noisy, timesteps, encoder_hidden_states=slots).sample
-        if sched.config.prediction_type == "epsilon":
-            target = noise
-        else:
-            target = sched.get_velocity(latents, noise, timesteps)
-        mse = F.mse_loss(pred.float(), target.float(), reduction="none").flatten(1).mean(dim=1)  # (B,)
-        if obj.snr_gamma is None:
-            loss = mse.mean()
-        else:
-            loss = (mse * self.min_snr_weights(timesteps)).mean()
-        return TrainingLossOutput(loss=loss, mse=mse, timesteps=timesteps, encoding=encoding)
-
-    @torch.no_grad()
-    def generate(
-        self,
-        slots: torch.Tensor,
-        num_inference_steps: int = 25,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-        sampler: str = "dpm",
-        progress: bool = False,
-    ) -> torch.Tensor:
-        """Decode slots ``(B, S, out_size)`` to images ``(B, 3, R, R)`` in [-1, 1] (clamped).
-
-        The release's validation sampler: DPM-Solver++ multistep (``sampler="dpm"``) or DDIM
-        (``"ddim"``) built from this model's training scheduler config, guidance scale 1.0 (no
-        classifier-free guidance: LSD has no unconditional branch).
-        """
-        from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
-        from tqdm.auto import tqdm
-
-        classes = {"dpm": DPMSolverMultistepScheduler, "ddim": DDIMScheduler}
-        if sampler not in classes:
-            raise ValueError(f"sampler must be one of {sorted(classes)}, got {sampler!r}")
-        scheduler = classes[sampler].from_config(self.scheduler.config)
-        scheduler.set_timesteps(num_inference_steps, device=slots.device)
-        cfg = self.unet.config
-        shape = (slots.shape[0], cfg.in_channels, cfg.sample_size, cfg.sample_size)
-        latents = randn_tensor(shape, generator=generator, device=slots.device, dtype=slots.dtype)
-        latents = latents * scheduler.init_noise_sigma
-        timesteps = scheduler.timesteps
-        lowest_trained = self.objective.min_timestep
-        for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress)):
-            model_input = scheduler.scale_model_input(latents, t)
-            pred = self.unet(model_input, t, encoder_hidden_states=slots).sample
-            following = int(timesteps[i + 1]) if i + 1 < len(timesteps) else -1
-            if lowest_trained > 0 and following < lowest_trained:
-                # A denoiser trained on t >= min_timestep has never seen lower noise: stop here and
-                # return its clean estimate (a documented departure; min_timestep = 0 is the release).
-                latents = self.predict_clean(latents, pred, t)
-                break
-            latents = scheduler.step(pred, t, latents).prev_sample
-        return self.decode_latents(latents).clamp(-1, 1)
-
-    def predict_clean(self, noisy: torch.Tensor, pred: torch.Tensor, timestep: int | torch.Tensor) -> torch.Tensor:
-        """The clean latents ``x0`` implied by the denoiser's output ``pred`` at ``timestep``
-        (epsilon: ``(x_t - sqrt(1 - a) eps) / sqrt(a)``; v: ``sqrt(a) x_t - sqrt(1 - a) v``, with
-        ``a`` the training scheduler's cumulative alpha). Shapes: ``(B, C, h, w)``."""
-        alpha = self.scheduler.alphas_cumprod[int(timestep)].to(device=noisy.device, dtype=torch.float32)
-        x_t, out = noisy.float(), pred.float()
-        if self.scheduler.config.prediction_type == "epsilon":
-            clean = (x_t - (1 - alpha).sqrt() * out) / alpha.sqrt()
-        elif self.scheduler.config.prediction_type == "v_prediction":
-            clean = alpha.sqrt() * x_t - (1 - alpha).sqrt() * out
-        else:
-            raise ValueError(f"unsupported prediction_type {self.scheduler.config.prediction_type!r}")
-        return clean.to(noisy.dtype)
-
-    def min_snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
-        """min-SNR-gamma weights ``(B,)``: ``min(snr, gamma) / snr`` for epsilon targets,
-        ``min(snr, gamma) / (snr + 1)`` for v-prediction (Hang et al. 2023)."""
-        from diffusers.training_utils import compute_snr
-
-        snr = compute_snr(self.scheduler, timesteps).float()
-        clipped = torch.clamp(snr, max=self.objective.snr_gamma)
-        if self.scheduler.config.prediction_type == "v_prediction":
-            return clipped / (snr + 1)
-        return clipped / snr
-
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters: ``"encoder"`` (backbone + slot attention; the release scales its
         lr by ``encoder_lr_scale``) and ``"decoder"`` (the denoiser)."""
@@ -419,19 +262,6 @@ class LatentSlotDiffusion(nn.Module):
         )
 
 
-def _randint(
-    low: int, high: int, batch: int, generator: torch.Generator | list[torch.Generator] | None, device: torch.device
-) -> torch.Tensor:
-    """``(batch,)`` integers in ``[low, high)``; one draw per generator when given a list."""
-    if isinstance(generator, list):
-        if len(generator) != batch:
-            raise ValueError(f"got {len(generator)} generators for a batch of {batch}")
-        draws = [torch.randint(low, high, (1,), generator=g, device=g.device) for g in generator]
-        return torch.cat(draws).to(device)
-    gen_device = generator.device if generator is not None else device
-    return torch.randint(low, high, (batch,), generator=generator, device=gen_device).to(device)
-
-
 def attention_to_segmentation(attn: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """``(B, H, N, S)`` slot attention (N a square grid) -> ``(B, *size)`` argmax slot ids."""
     batch, _, num_inputs, num_slots = attn.shape
@@ -456,4 +286,4 @@ def _replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-__all__ = ["DiffusionObjective", "LatentSlotDiffusion", "TrainingLossOutput", "attention_to_segmentation"]
+__all__ = ["DiffusionObjective", "LatentSlotDiffusion", "attention_to_segmentation"]

@@ -232,8 +232,13 @@ def _reconstruct(model, pixel_values: torch.Tensor, seed: int, steps: int) -> to
     pixels = pixel_values.to(model.device)
     with torch.no_grad():
         slots = model.encode(pixels, noise=noise, backbone_pixel_values=_backbone_view(model, pixels)).slots
+    from lsd.pipelines import LSDPipeline
+
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    return model.generate(slots, num_inference_steps=steps, generator=generator).float().cpu()
+    pipe = LSDPipeline.from_model(model)
+    pipe.set_progress_bar_config(disable=True)
+    images = pipe(slots=slots, num_inference_steps=steps, generator=generator, output_type="pt").images
+    return (images * 2 - 1).float().cpu()  # [0, 1] -> [-1, 1]
 
 
 def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:

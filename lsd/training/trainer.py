@@ -188,14 +188,17 @@ class Trainer:
         lr_scheduler = get_scheduler(
             opt.lr_scheduler, optimizer, num_warmup_steps=opt.warmup_steps, num_training_steps=loop.max_steps
         )
-        self.model, self.optimizer, self.lr_scheduler = acc.prepare(model, optimizer, lr_scheduler)
+        from lsd.training.objective import LSDObjective
+
+        # DDP wraps the objective module (its forward computes the loss); `unwrapped` is the model.
+        self.model, self.optimizer, self.lr_scheduler = acc.prepare(LSDObjective(model), optimizer, lr_scheduler)
         self.trainable = [p for g in param_groups for p in g["params"]]
         self.step = 0
 
     # -- state ---------------------------------------------------------------------------------
     @property
     def unwrapped(self):
-        return self.accelerator.unwrap_model(self.model)
+        return self.accelerator.unwrap_model(self.model).model
 
     def save_checkpoint(self, extra: dict[str, Any] | None = None) -> Path:
         """Write ``checkpoint-<step>`` atomically (main process) and prune old ones."""

@@ -48,5 +48,10 @@ def validation_grid(model, images: torch.Tensor, path: str | os.PathLike, sample
 
     masks = attention_to_segmentation(encoding.attn, images.shape[-2:])
     recon = model.decode_latents(model.encode_latents(images)).clamp(-1, 1)
-    sample = model.generate(encoding.slots, num_inference_steps=sample_steps, generator=gen)
+    from lsd.pipelines import LSDPipeline
+
+    pipe = LSDPipeline.from_model(model)
+    pipe.set_progress_bar_config(disable=True)
+    sample = pipe(slots=encoding.slots, num_inference_steps=sample_steps, generator=gen, output_type="pt").images
+    sample = sample * 2 - 1  # [0, 1] -> [-1, 1]
     return grid_png([images, overlay(images, masks, sa.num_slots), recon, sample], path)

@@ -16,6 +16,7 @@ import torch
 from lsd.configs import build_model
 from lsd.models.denoiser import SlotConditionedUNet
 from lsd.models.slot_attention import SlotAttention
+from lsd.training.objective import training_loss
 
 from ..release_fixture import TINY_SLOT_ATTN, TINY_UNET
 from ._compare import FP32_ATOL, FP32_RTOL, assert_close
@@ -127,7 +128,7 @@ def train(model, backend, steps=5):
     losses = []
     for step in range(steps):
         optimizer.zero_grad()
-        loss = model.training_loss(images, generator=torch.Generator().manual_seed(100 + step)).loss
+        loss = training_loss(model, images, generator=torch.Generator().manual_seed(100 + step)).loss
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
