@@ -166,6 +166,19 @@ class LSDPipeline(DiffusionPipeline):
         )
 
     @property
+    def device(self) -> torch.device:
+        """Where the components' weights are (an accelerator when any is on one); parameter-free
+        components (:class:`PixelUnshuffleAutoencoder`) are skipped."""
+        modules = (self.unet, self.slot_attention, self.backbone, self.vae)
+        devices = [p.device for m in modules for p in m.parameters()]
+        return next((d for d in devices if d.type not in ("cpu", "meta")), devices[0])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The denoiser's dtype (what sampling runs in)."""
+        return self.unet.dtype
+
+    @property
     def vae_scale_factor(self) -> int:
         if isinstance(self.vae, PixelUnshuffleAutoencoder):
             return int(self.vae.config.factor)
