@@ -1,4 +1,5 @@
-"""The ``lsd`` command line: ``lsd train``, ``lsd synth``, ``lsd evaluate``, ``lsd bench-report`` (also ``python -m lsd ...``).
+"""The ``lsd`` command line: ``lsd train``, ``lsd synth``, ``lsd evaluate``, ``lsd reconstruct``,
+``lsd bench-report`` (also ``python -m lsd ...``).
 
 Multi-GPU / multi-node: ``accelerate launch [--num_processes N ...] -m lsd train --config ...``.
 """
@@ -99,6 +100,60 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reconstruct(args: argparse.Namespace) -> int:
+    """Images -> slots -> decoded images, one PNG per input (same relative path, ``.png``)."""
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+    from tqdm.auto import tqdm
+
+    from lsd.data.images import GlobImageDataset
+    from lsd.pipelines import LSDPipeline
+
+    if not Path(args.images).is_dir():
+        raise FileNotFoundError(f"images folder {args.images} does not exist")
+    if args.steps < 1 or args.batch_size < 1:
+        raise ValueError(f"--steps and --batch-size must be >= 1, got {args.steps} and {args.batch_size}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is visible to torch")
+    pipe = LSDPipeline.from_pretrained(args.model, vae=args.vae)
+    dinov2 = pipe.backbone.config.input_resolution if type(pipe.backbone).__name__ == "DINOv2Backbone" else None
+    dataset = GlobImageDataset(args.images, resolution=pipe.resolution, pattern=args.pattern, dinov2_resolution=dinov2)
+    for path in dataset.files:  # every file opens as an image, before any sampling
+        try:
+            Image.open(path).close()
+        except (OSError, UnidentifiedImageError) as err:
+            raise ValueError(f"cannot read image {path}: {err}") from err
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    root, output = Path(args.images), Path(args.output)
+    for start in tqdm(range(0, len(dataset), args.batch_size), desc="reconstruct", unit="batch"):
+        indices = range(start, min(start + args.batch_size, len(dataset)))
+        items = [dataset[i] for i in indices]
+        # one generator per image, seeded by (seed, index): results do not depend on --batch-size
+        seeds = [
+            int(np.random.SeedSequence((args.seed, i)).generate_state(1, dtype=np.uint64)[0] >> 1) for i in indices
+        ]
+        view = torch.stack([item["backbone_pixel_values"] for item in items]) if dinov2 else None
+        out = pipe(
+            images=torch.stack([item["pixel_values"] for item in items]),
+            backbone_images=view,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance_scale,
+            sampler=args.sampler,
+            generator=[torch.Generator().manual_seed(s) for s in seeds],
+        )
+        for i, image in zip(indices, out.images, strict=True):
+            target = output / Path(dataset.files[i]).relative_to(root).with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            image.save(target)
+    print(f"{len(dataset)} reconstructions in {output}")
+    return 0
+
+
 def _bench_report(args: argparse.Namespace) -> int:
     from lsd.bench_report import write_report
 
@@ -152,6 +207,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num-workers", type=int, default=0)
     evaluate.add_argument("--clevrtex-crop", default="lsd", choices=["lsd", "official"], help="CLEVRTex protocol")
     evaluate.set_defaults(func=_evaluate)
+
+    reconstruct = sub.add_parser(
+        "reconstruct", help="decode every image of a folder from its own slots (images -> slots -> images)"
+    )
+    reconstruct.add_argument("images", help="folder of images (files matching --pattern)")
+    reconstruct.add_argument(
+        "--model", required=True, help="lsd model folder, lsd training checkpoint (or run) or release checkpoint"
+    )
+    reconstruct.add_argument("--output", required=True, help="folder for the reconstructions (PNG, same names)")
+    reconstruct.add_argument(
+        "--vae", default=None, help="autoencoder (local folder or cached repo id): release checkpoints"
+    )
+    reconstruct.add_argument("--pattern", default="**/*.png", help="glob under the images folder")
+    reconstruct.add_argument("--steps", type=int, default=25, help="sampler steps (the release validates with 25)")
+    reconstruct.add_argument(
+        "--sampler", default="dpm", choices=["ddim", "dpm"], help="dpm: DPM-Solver++, the release's"
+    )
+    reconstruct.add_argument("--guidance-scale", type=float, default=1.0, help="> 1 needs a saved null embedding")
+    reconstruct.add_argument("--batch-size", type=int, default=8)
+    reconstruct.add_argument("--seed", type=int, default=0, help="slot-init and sampler noise")
+    reconstruct.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available")
+    reconstruct.set_defaults(func=_reconstruct)
 
     from lsd.bench_report import add_arguments
 

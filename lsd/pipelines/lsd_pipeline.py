@@ -251,6 +251,11 @@ class LSDPipeline(DiffusionPipeline):
             return_dict: return :class:`LSDPipelineOutput` (else a tuple ``(images, slots, masks)``).
         """
         pixels = self._check_call(images, slots, num_inference_steps, guidance_scale, output_type, sampler, batch_size)
+        if pixels is not None and backbone_images is None and type(self.backbone).__name__ == "DINOv2Backbone":
+            raise ValueError(
+                "backbone_images: a DINOv2 backbone needs its own ImageNet-normalised view of the images "
+                "(GlobImageDataset(dinov2_resolution=...) gives it as backbone_pixel_values)"
+            )
         device = self._execution_device
         total = (pixels if pixels is not None else slots).shape[0]
         batch_size = batch_size or total

@@ -273,3 +273,18 @@ def test_bf16_autocast_keeps_the_loss_in_float32_and_close_to_fp32(tiny_model, i
     assert mixed.loss.item() == pytest.approx(reference.loss.item(), rel=2e-2)
     mixed.loss.backward()
     assert all(p.grad is not None for p in tiny_model.parameters() if p.requires_grad)
+
+
+def test_models_import_neither_training_nor_pipelines():
+    """Imports run one way: pipelines / training / evaluation -> models, not even lazily inside a function."""
+    import ast
+    from pathlib import Path
+
+    upward = ("lsd.training", "lsd.pipelines", "lsd.evaluation", "lsd.reproduction")
+    found = []
+    for path in sorted(Path(lsd.__file__).parent.joinpath("models").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            found += [f"{path.name}: {n}" for n in names if n.startswith(upward)]
+    assert found == []
