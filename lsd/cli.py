@@ -119,6 +119,11 @@ def _reconstruct(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is visible to torch")
     pipe = LSDPipeline.from_pretrained(args.model, vae=args.vae)
+    if args.guidance_scale > 1.0 and pipe.null_embedding is None:
+        raise ValueError(
+            f"--guidance-scale {args.guidance_scale}: {args.model} has no null embedding (plain LSD has no "
+            "unconditional branch); use 1.0, or save one with LSDPipeline.set_null_embedding + save_pretrained"
+        )
     dinov2 = pipe.backbone.config.input_resolution if type(pipe.backbone).__name__ == "DINOv2Backbone" else None
     dataset = GlobImageDataset(args.images, resolution=pipe.resolution, pattern=args.pattern, dinov2_resolution=dinov2)
     for path in dataset.files:  # every file opens as an image, before any sampling

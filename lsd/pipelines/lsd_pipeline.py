@@ -173,6 +173,13 @@ class LSDPipeline(DiffusionPipeline):
         devices = [p.device for m in modules for p in m.parameters()]
         return next((d for d in devices if d.type not in ("cpu", "meta")), devices[0])
 
+    def to(self, *args: Any, **kwargs: Any) -> LSDPipeline:
+        """Move / cast every component like ``nn.Module.to`` (diffusers' version reads each
+        component's dtype, which a parameter-free :class:`PixelUnshuffleAutoencoder` lacks)."""
+        for module in (self.vae, self.backbone, self.slot_attention, self.unet):
+            module.to(*args, **kwargs)
+        return self
+
     @property
     def dtype(self) -> torch.dtype:
         """The denoiser's dtype (what sampling runs in)."""

@@ -8,12 +8,19 @@ import pytest
 import torch
 
 from lsd.cli import main
+from lsd.configs import build_model, load_config
 from lsd.pipelines import LSDPipeline
 
 
-@pytest.fixture
-def model_folder(tiny_model, tmp_path):
-    tiny_model.save_pretrained(tmp_path / "model")
+@pytest.fixture(params=["kl", "pixel_unshuffle"])
+def model_folder(request, tmp_path):
+    """The tiny model with its KL autoencoder, or with the parameter-free latents of the stand-in models."""
+    config = load_config("tiny")
+    if request.param == "pixel_unshuffle":
+        config["vae"] = {"_class_name": "PixelUnshuffleAutoencoder", "factor": 2, "scaling_factor": 2.0}
+        config["unet"]["in_channels"] = config["unet"]["out_channels"] = 12
+    torch.manual_seed(0)
+    build_model(config).save_pretrained(tmp_path / "model")
     return tmp_path / "model"
 
 
@@ -60,3 +67,8 @@ def test_reconstruct_bad_input_is_one_clear_error_line(model_folder, tmp_path, c
     assert not (tmp_path / "out").exists()  # nothing sampled before the check
     assert main(["reconstruct", str(tmp_path / "images"), "--model", str(tmp_path / "nope"), "--output", "x"]) == 2
     assert "checkpoint folder" in capsys.readouterr().err
+    assert main(["reconstruct", str(tmp_path / "images"), *out, "--guidance-scale", "2"]) == 2
+    assert "--guidance-scale 2.0: " in capsys.readouterr().err
+    (tmp_path / "images" / "broken.png").unlink()
+    assert main(["reconstruct", str(tmp_path / "images"), *out, "--steps", "0"]) == 2
+    assert "--steps and --batch-size must be >= 1" in capsys.readouterr().err
