@@ -9,7 +9,7 @@ sees the same global batches (and per-image noise) as one process with a P-times
   incomplete tail is dropped), and process ``r`` takes the ``r``-th ``batch_size`` slice;
 - the images of optimizer step ``t`` (``grad_accum`` micro-batches of ``global_batch`` images)
   are numbered ``0 .. grad_accum * global_batch - 1``; image ``j`` draws its noise from a
-  generator seeded by ``(seed, t, j)`` (see ``LatentSlotDiffusion.training_loss(generator=[...])``),
+  generator seeded by ``(seed, t, j)`` (see ``lsd.training.objective.training_loss(model, ..., generator=[...])``),
   so accumulating N micro-batches of b images equals one batch of N * b images, too;
 - random flips are decided by ``(seed, epoch, index)`` inside the dataset.
 """
