@@ -111,7 +111,7 @@ def test_wrong_latent_size_is_a_clear_error():
 
 
 def test_unknown_pos_type_and_backend(monkeypatch):
-    from lsd_kernels.slot_cross_attention import SlotCrossAttnProcessor
+    from lsd.models.attention import SlotCrossAttnProcessor
 
     with pytest.raises(ValueError, match="pos_type"):
         SlotConditionedUNet(**TINY_UNET, pos_type="rope")
