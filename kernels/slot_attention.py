@@ -35,6 +35,8 @@ free for the release's ``H = 1`` and cheap for small ``H`` (the op is memory-bou
   flash-attention does).
 """
 
+from typing import NamedTuple
+
 import torch
 import triton
 import triton.language as tl
@@ -68,6 +70,27 @@ def _value_columns(cblk, D, HD, BLOCK_C: tl.constexpr):
     """Columns ``c = h * d + i`` of v in column block ``cblk``: offsets, validity, head, dim."""
     offs_c = cblk * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
     return offs_c, offs_c < HD, offs_c // D, offs_c % D
+
+
+@triton.jit
+def _program_prologue(
+    q_ptr, k_ptr, v_ptr, q_strides, k_strides, v_strides, eps, S, D, HS, HD,
+    BLOCK_N: tl.constexpr, BLOCK_HS: tl.constexpr, BLOCK_C: tl.constexpr,
+):  # fmt: skip
+    """What every program of both kernels starts from, on grid ``(chunks of N, B, column blocks)``:
+    its batch ``b`` (int64: no offset overflow on large tensors, and no per-op int32 overflow
+    checks in the interpreter), column block, ``eps`` in fp32 (it may arrive as fp64 from
+    torch.compile), the joint columns ``j`` and value columns ``c`` it covers, the row arange,
+    and the batch's base pointers into q, k and v. Strides are ``(b, h, n or s, d)`` tuples."""
+    b = tl.program_id(1).to(tl.int64)
+    cblk = tl.program_id(2)
+    offs_j, j_valid, j_head, j_slot = _joint_columns(S, HS, BLOCK_HS)
+    offs_c, c_valid, c_head, c_dim = _value_columns(cblk, D, HD, BLOCK_C)
+    return (
+        b, cblk, tl.cast(eps, tl.float32), offs_j, j_valid, j_head, j_slot, offs_c, c_valid, c_head, c_dim,
+        tl.arange(0, BLOCK_N).to(tl.int64), q_ptr + b * q_strides[0], k_ptr + b * k_strides[0],
+        v_ptr + b * v_strides[0],
+    )  # fmt: skip
 
 
 @triton.jit
@@ -119,57 +142,45 @@ def _block_diag_dot(
 
 
 @triton.jit
-def _slot_attention_fwd_kernel(
-    q_ptr,
-    k_ptr,
-    v_ptr,
-    attn_ptr,
-    lse_ptr,
-    upd_part_ptr,
-    col_part_ptr,
-    eps,
-    B,
-    N,
-    S,
-    D,
-    HS,
-    HD,
-    tiles_per_chunk,
-    q_strides,
-    k_strides,
-    v_strides,
-    BLOCK_N: tl.constexpr,
-    BLOCK_HS: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-    DOT_DTYPE: tl.constexpr,
+def _joint_logits(
+    tile, arange_n, N, k_base, k_strides, q_base, q_strides, j_valid, j_head, j_slot, D, HD,
+    BLOCK_N: tl.constexpr, BLOCK_HS: tl.constexpr, BLOCK_K: tl.constexpr, DOT_DTYPE: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
-):
-    # Strides are (b, h, n or s, d) tuples. int64 offsets: no overflow on large tensors (and no
-    # per-op int32 overflow checks in the interpreter).
+):  # fmt: skip
+    """Row tile ``tile`` of the inputs: its offsets ``n``, their validity, the valid ``(n, j)``
+    mask and the logits ``L[n, j] = k[h(j), n] . q[h(j), s(j)]`` (fp32), as the forward computes
+    them and the backward recomputes them."""
+    offs_n = tile * BLOCK_N + arange_n
+    n_valid = offs_n < N
+    logits = _block_diag_dot(
+        k_base, k_strides[1], k_strides[2], k_strides[3], q_base, q_strides[1], q_strides[2], q_strides[3],
+        offs_n, n_valid, j_valid, j_head, j_slot, D, HD, BLOCK_N, BLOCK_HS, BLOCK_K, DOT_DTYPE, DOT_PRECISION,
+    )  # fmt: skip
+    return offs_n, n_valid, n_valid[:, None] & j_valid[None, :], logits
+
+
+@triton.jit
+def _slot_attention_fwd_kernel(
+    q_ptr, k_ptr, v_ptr, attn_ptr, lse_ptr, upd_part_ptr, col_part_ptr,
+    eps, B, N, S, D, HS, HD, tiles_per_chunk,
+    q_strides, k_strides, v_strides,
+    BLOCK_N: tl.constexpr, BLOCK_HS: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr,
+    DOT_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
     chunk = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    cblk = tl.program_id(2)
-    eps = tl.cast(eps, tl.float32)  # may arrive as fp64 from torch.compile
-    offs_j, j_valid, j_head, j_slot = _joint_columns(S, HS, BLOCK_HS)
-    offs_c, c_valid, c_head, c_dim = _value_columns(cblk, D, HD, BLOCK_C)
-    arange_n = tl.arange(0, BLOCK_N).to(tl.int64)
-    q_base = q_ptr + b * q_strides[0]
-    k_base = k_ptr + b * k_strides[0]
-    v_base = v_ptr + b * v_strides[0]
+    b, cblk, eps, offs_j, j_valid, j_head, j_slot, offs_c, c_valid, c_head, c_dim, arange_n, q_base, k_base, v_base = (
+        _program_prologue(
+            q_ptr, k_ptr, v_ptr, q_strides, k_strides, v_strides, eps, S, D, HS, HD, BLOCK_N, BLOCK_HS, BLOCK_C
+        )
+    )
     attn_base = attn_ptr + b * HS * N  # attn is contiguous (B, H, N, S)
 
     colsum = tl.zeros((BLOCK_HS,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_HS, BLOCK_C), dtype=tl.float32)
     tile_start, tile_end = chunk_tiles(chunk, tiles_per_chunk, N, BLOCK_N)
     for tile in range(tile_start, tile_end):
-        offs_n = tile * BLOCK_N + arange_n
-        n_valid = offs_n < N
-        valid = n_valid[:, None] & j_valid[None, :]
-        logits = _block_diag_dot(
-            k_base, k_strides[1], k_strides[2], k_strides[3], q_base, q_strides[1], q_strides[2], q_strides[3],
-            offs_n, n_valid, j_valid, j_head, j_slot, D, HD, BLOCK_N, BLOCK_HS, BLOCK_K, DOT_DTYPE, DOT_PRECISION,
-        )  # fmt: skip
+        offs_n, n_valid, valid, logits = _joint_logits(tile, arange_n, N, k_base, k_strides, q_base, q_strides,
+            j_valid, j_head, j_slot, D, HD, BLOCK_N, BLOCK_HS, BLOCK_K, DOT_DTYPE, DOT_PRECISION)  # fmt: skip
         logits = tl.where(j_valid[None, :], logits, float("-inf"))
         row_max = tl.max(logits, axis=1)
         p = tl.exp(logits - row_max[:, None])
@@ -207,47 +218,18 @@ def _slot_attention_fwd_kernel(
 
 @triton.jit
 def _slot_attention_bwd_kernel(
-    q_ptr,
-    k_ptr,
-    v_ptr,
-    dupd_ptr,
-    dattn_ptr,
-    lse_ptr,
-    colsum_ptr,
-    r_ptr,
-    dq_part_ptr,
-    dk_ptr,
-    dv_ptr,
-    eps,
-    B,
-    N,
-    S,
-    D,
-    HS,
-    HD,
-    tiles_per_chunk,
-    q_strides,
-    k_strides,
-    v_strides,
-    a_strides,
-    HAS_DATTN: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_HS: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-    DOT_DTYPE: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-):
+    q_ptr, k_ptr, v_ptr, dupd_ptr, dattn_ptr, lse_ptr, colsum_ptr, r_ptr, dq_part_ptr, dk_ptr, dv_ptr,
+    eps, B, N, S, D, HS, HD, tiles_per_chunk,
+    q_strides, k_strides, v_strides, a_strides,
+    HAS_DATTN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_HS: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_C: tl.constexpr, DOT_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
     chunk = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    cblk = tl.program_id(2)
-    eps = tl.cast(eps, tl.float32)
-    offs_j, j_valid, j_head, j_slot = _joint_columns(S, HS, BLOCK_HS)
-    offs_c, c_valid, c_head, c_dim = _value_columns(cblk, D, HD, BLOCK_C)
-    arange_n = tl.arange(0, BLOCK_N).to(tl.int64)
-    q_base = q_ptr + b * q_strides[0]
-    k_base = k_ptr + b * k_strides[0]
-    v_base = v_ptr + b * v_strides[0]
+    b, cblk, eps, offs_j, j_valid, j_head, j_slot, offs_c, c_valid, c_head, c_dim, arange_n, q_base, k_base, v_base = (
+        _program_prologue(
+            q_ptr, k_ptr, v_ptr, q_strides, k_strides, v_strides, eps, S, D, HS, HD, BLOCK_N, BLOCK_HS, BLOCK_C
+        )
+    )
     dupd_base = dupd_ptr + b * HS * D  # dU is contiguous fp32 (B, H, S, d): row j = h * S + s
     colsum = tl.load(colsum_ptr + b * HS + offs_j, mask=j_valid, other=1.0)
     r = tl.load(r_ptr + b * HS + offs_j, mask=j_valid, other=0.0)
@@ -264,14 +246,9 @@ def _slot_attention_bwd_kernel(
     dq_acc = tl.zeros((BLOCK_HS, BLOCK_C), dtype=tl.float32)
     tile_start, tile_end = chunk_tiles(chunk, tiles_per_chunk, N, BLOCK_N)
     for tile in range(tile_start, tile_end):
-        offs_n = tile * BLOCK_N + arange_n
-        n_valid = offs_n < N
-        valid = n_valid[:, None] & j_valid[None, :]
         # Logits (as in the forward) and dW[n, j] = v[n] . dU[j] (same head; dU strides (S*d, d, 1)).
-        logits = _block_diag_dot(
-            k_base, k_strides[1], k_strides[2], k_strides[3], q_base, q_strides[1], q_strides[2], q_strides[3],
-            offs_n, n_valid, j_valid, j_head, j_slot, D, HD, BLOCK_N, BLOCK_HS, BLOCK_K, DOT_DTYPE, DOT_PRECISION,
-        )  # fmt: skip
+        offs_n, n_valid, valid, logits = _joint_logits(tile, arange_n, N, k_base, k_strides, q_base, q_strides,
+            j_valid, j_head, j_slot, D, HD, BLOCK_N, BLOCK_HS, BLOCK_K, DOT_DTYPE, DOT_PRECISION)  # fmt: skip
         dw = _block_diag_dot(
             v_base, v_strides[1], v_strides[2], v_strides[3], dupd_base, S * D, D, 1,
             offs_n, n_valid, j_valid, j_head, j_slot, D, HD, BLOCK_N, BLOCK_HS, BLOCK_K, DOT_DTYPE, DOT_PRECISION,
@@ -330,29 +307,53 @@ def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         )
 
 
-def _forward(q, k, v, epsilon):
-    _check_shapes(q, k, v)
-    check_launchable(_slot_attention_fwd_kernel, "slot_attention_updates", q, k, v)
+class _Launch(NamedTuple):
+    """Sizes and launch geometry shared by the forward and backward launches."""
+
+    batch: int
+    heads: int
+    num_slots: int
+    dim: int
+    num_inputs: int
+    hs: int  # H * S joint columns
+    hd: int  # H * d value columns
+    block_hs: int
+    block_k: int
+    block_c: int
+    grid: tuple[int, int, int]  # (chunks of N, B, column blocks of H*d)
+    tiles_per_chunk: int
+
+
+def _launch(kernel, q: torch.Tensor, k: torch.Tensor) -> _Launch:
     batch, heads, num_slots, dim = q.shape
     num_inputs = k.shape[2]
     hs, hd = heads * num_slots, heads * dim
     block_hs, block_k, block_c = _blocks(hs, hd)
     num_cblocks = triton.cdiv(hd, block_c)
-    chunks, tiles_per_chunk = split_rows(
-        _slot_attention_fwd_kernel, q.device, triton.cdiv(num_inputs, BLOCK_N), batch * num_cblocks
-    )
-    attn = torch.empty((batch, heads, num_inputs, num_slots), device=q.device, dtype=q.dtype)
-    lse = torch.empty((batch, num_inputs), device=q.device, dtype=torch.float32)
-    upd_part = torch.zeros((chunks, batch, heads, num_slots, dim), device=q.device, dtype=torch.float32)
-    col_part = torch.zeros((chunks, batch, heads, num_slots), device=q.device, dtype=torch.float32)
-    if num_inputs > 0 and batch > 0:
+    chunks, tiles_per_chunk = split_rows(kernel, q.device, triton.cdiv(num_inputs, BLOCK_N), batch * num_cblocks)
+    return _Launch(
+        batch, heads, num_slots, dim, num_inputs, hs, hd, block_hs, block_k, block_c,
+        (chunks, batch, num_cblocks), tiles_per_chunk,
+    )  # fmt: skip
+
+
+def _forward(q, k, v, epsilon):
+    _check_shapes(q, k, v)
+    check_launchable(_slot_attention_fwd_kernel, "slot_attention_updates", q, k, v)
+    g = _launch(_slot_attention_fwd_kernel, q, k)
+    chunks = g.grid[0]
+    attn = torch.empty((g.batch, g.heads, g.num_inputs, g.num_slots), device=q.device, dtype=q.dtype)
+    lse = torch.empty((g.batch, g.num_inputs), device=q.device, dtype=torch.float32)
+    upd_part = torch.zeros((chunks, g.batch, g.heads, g.num_slots, g.dim), device=q.device, dtype=torch.float32)
+    col_part = torch.zeros((chunks, g.batch, g.heads, g.num_slots), device=q.device, dtype=torch.float32)
+    if g.num_inputs > 0 and g.batch > 0:
         with device_guard(q):
-            _slot_attention_fwd_kernel[(chunks, batch, num_cblocks)](
+            _slot_attention_fwd_kernel[g.grid](
                 q, k, v, attn, lse, upd_part, col_part, float(epsilon),
-                batch, num_inputs, num_slots, dim, hs, hd, tiles_per_chunk,
+                g.batch, g.num_inputs, g.num_slots, g.dim, g.hs, g.hd, g.tiles_per_chunk,
                 q.stride(), k.stride(), v.stride(),
-                BLOCK_N=BLOCK_N, BLOCK_HS=block_hs, BLOCK_K=block_k, BLOCK_C=block_c,
-                **dot_config(_slot_attention_fwd_kernel, q.dtype), num_warps=_num_warps(block_c),
+                BLOCK_N=BLOCK_N, BLOCK_HS=g.block_hs, BLOCK_K=g.block_k, BLOCK_C=g.block_c,
+                **dot_config(_slot_attention_fwd_kernel, q.dtype), num_warps=_num_warps(g.block_c),
             )  # fmt: skip
     colsum = col_part.sum(0)  # (B, H, S): sum_n (attn + eps)
     updates = upd_part.sum(0) / colsum[..., None]
@@ -360,30 +361,23 @@ def _forward(q, k, v, epsilon):
 
 
 def _backward(q, k, v, updates, lse, colsum, grad_updates, grad_attn, epsilon):
-    batch, heads, num_slots, dim = q.shape
-    num_inputs = k.shape[2]
-    hs, hd = heads * num_slots, heads * dim
-    block_hs, block_k, block_c = _blocks(hs, hd)
-    num_cblocks = triton.cdiv(hd, block_c)
-    chunks, tiles_per_chunk = split_rows(
-        _slot_attention_bwd_kernel, q.device, triton.cdiv(num_inputs, BLOCK_N), batch * num_cblocks
-    )
+    g = _launch(_slot_attention_bwd_kernel, q, k)
     grad_updates = grad_updates.float().contiguous()
     r = (grad_updates * updates).sum(-1).contiguous()  # (B, H, S): dU . U
-    dq_part = torch.zeros((chunks, batch, heads, num_slots, dim), device=q.device, dtype=torch.float32)
-    dk = torch.empty((batch, heads, num_inputs, dim), device=k.device, dtype=k.dtype)
-    dv = torch.empty((batch, heads, num_inputs, dim), device=v.device, dtype=v.dtype)
+    dq_part = torch.zeros((g.grid[0], g.batch, g.heads, g.num_slots, g.dim), device=q.device, dtype=torch.float32)
+    dk = torch.empty((g.batch, g.heads, g.num_inputs, g.dim), device=k.device, dtype=k.dtype)
+    dv = torch.empty((g.batch, g.heads, g.num_inputs, g.dim), device=v.device, dtype=v.dtype)
     has_dattn = grad_attn is not None
     dattn = grad_attn if has_dattn else grad_updates  # any pointer when unused
     dattn_strides = grad_attn.stride() if has_dattn else (0, 0, 0, 0)
-    if num_inputs > 0 and batch > 0:
+    if g.num_inputs > 0 and g.batch > 0:
         with device_guard(q):
-            _slot_attention_bwd_kernel[(chunks, batch, num_cblocks)](
+            _slot_attention_bwd_kernel[g.grid](
                 q, k, v, grad_updates, dattn, lse, colsum, r, dq_part, dk, dv, float(epsilon),
-                batch, num_inputs, num_slots, dim, hs, hd, tiles_per_chunk,
+                g.batch, g.num_inputs, g.num_slots, g.dim, g.hs, g.hd, g.tiles_per_chunk,
                 q.stride(), k.stride(), v.stride(), dattn_strides,
-                HAS_DATTN=int(has_dattn), BLOCK_N=BLOCK_N, BLOCK_HS=block_hs, BLOCK_K=block_k, BLOCK_C=block_c,
-                **dot_config(_slot_attention_bwd_kernel, q.dtype), num_warps=_num_warps(block_c),
+                HAS_DATTN=int(has_dattn), BLOCK_N=BLOCK_N, BLOCK_HS=g.block_hs, BLOCK_K=g.block_k, BLOCK_C=g.block_c,
+                **dot_config(_slot_attention_bwd_kernel, q.dtype), num_warps=_num_warps(g.block_c),
             )  # fmt: skip
     return dq_part.sum(0).to(q.dtype), dk, dv
 

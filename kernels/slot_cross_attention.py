@@ -42,9 +42,15 @@ MAX_HEAD_DIM = 256
 
 
 @triton.jit
-def _load_keys_values(k_ptr, v_ptr, b, h, k_strides, v_strides, S, D, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):
-    """All keys and values of head ``(b, h)``, ``(BLOCK_S, BLOCK_D)`` tiles (zero-padded), with the
-    slot and dim offsets and their validity. Strides are (b, h, s, d) tuples."""
+def _head_prologue(k_ptr, v_ptr, k_strides, v_strides, scale, H, S, D, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):
+    """What every program of both kernels starts from, on grid ``(tiles or chunks of N, B*H)``:
+    its head ``bh = b * H + h`` (int64: no offset overflow on large tensors, and no per-op int32
+    overflow checks in the interpreter), ``scale`` in fp32 (it may arrive as fp64 from
+    torch.compile), and all keys and values of the head as zero-padded ``(BLOCK_S, BLOCK_D)`` tiles
+    with their slot / dim offsets and validity. Strides are ``(b, h, s, d)`` tuples."""
+    bh = tl.program_id(1).to(tl.int64)
+    b = bh // H
+    h = bh % H
     offs_s = tl.arange(0, BLOCK_S).to(tl.int64)
     offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
     s_valid = offs_s < S
@@ -60,38 +66,19 @@ def _load_keys_values(k_ptr, v_ptr, b, h, k_strides, v_strides, S, D, BLOCK_S: t
         mask=kv_mask,
         other=0.0,
     )
-    return k, v, offs_s, offs_d, s_valid, d_valid
+    return bh, b, h, tl.cast(scale, tl.float32), k, v, offs_s, offs_d, s_valid, d_valid
 
 
 @triton.jit
 def _cross_attn_fwd_kernel(
-    q_ptr,
-    k_ptr,
-    v_ptr,
-    out_ptr,
-    lse_ptr,
-    scale,
-    H,
-    N,
-    S,
-    D,
-    q_strides,
-    k_strides,
-    v_strides,
-    BLOCK_N: tl.constexpr,
-    BLOCK_S: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    DOT_DTYPE: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-):
-    # int64 offsets: no overflow on large tensors (and no per-op int32 overflow checks in the interpreter).
+    q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr,
+    scale, H, N, S, D,
+    q_strides, k_strides, v_strides,
+    BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, DOT_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
     tile = tl.program_id(0)
-    bh = tl.program_id(1).to(tl.int64)
-    b = bh // H
-    h = bh % H
-    scale = tl.cast(scale, tl.float32)  # may arrive as fp64 from torch.compile
-    k, v, offs_s, offs_d, s_valid, d_valid = _load_keys_values(
-        k_ptr, v_ptr, b, h, k_strides, v_strides, S, D, BLOCK_S, BLOCK_D
+    bh, b, h, scale, k, v, offs_s, offs_d, s_valid, d_valid = _head_prologue(
+        k_ptr, v_ptr, k_strides, v_strides, scale, H, S, D, BLOCK_S, BLOCK_D
     )
     offs_n = tile * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
     n_valid = offs_n < N
@@ -121,37 +108,14 @@ def _cross_attn_fwd_kernel(
 
 @triton.jit
 def _cross_attn_bwd_kernel(
-    q_ptr,
-    k_ptr,
-    v_ptr,
-    dout_ptr,
-    lse_ptr,
-    dq_ptr,
-    dk_part_ptr,
-    dv_part_ptr,
-    scale,
-    H,
-    N,
-    S,
-    D,
-    tiles_per_chunk,
-    q_strides,
-    k_strides,
-    v_strides,
-    o_strides,
-    BLOCK_N: tl.constexpr,
-    BLOCK_S: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    DOT_DTYPE: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-):
+    q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, dq_ptr, dk_part_ptr, dv_part_ptr,
+    scale, H, N, S, D, tiles_per_chunk,
+    q_strides, k_strides, v_strides, o_strides,
+    BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, DOT_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
     chunk = tl.program_id(0)
-    bh = tl.program_id(1).to(tl.int64)
-    b = bh // H
-    h = bh % H
-    scale = tl.cast(scale, tl.float32)
-    k, v, offs_s, offs_d, s_valid, d_valid = _load_keys_values(
-        k_ptr, v_ptr, b, h, k_strides, v_strides, S, D, BLOCK_S, BLOCK_D
+    bh, b, h, scale, k, v, offs_s, offs_d, s_valid, d_valid = _head_prologue(
+        k_ptr, v_ptr, k_strides, v_strides, scale, H, S, D, BLOCK_S, BLOCK_D
     )
     k = k.to(DOT_DTYPE)
     v = v.to(DOT_DTYPE)
