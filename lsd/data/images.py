@@ -12,7 +12,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from lsd.data.transforms import imagenet_normalise, resize_and_crop, to_model_range
+from lsd.data.transforms import dinov2_view, resize_and_crop, to_model_range
 
 
 def split_files(files: list[str], portion: tuple[float, float] | None, seed: int = 42) -> list[str]:
@@ -42,8 +42,8 @@ class GlobImageDataset(Dataset):
     """Images under ``root`` matching ``pattern`` (recursive ``**`` allowed), release-style.
 
     Items: ``{"pixel_values": (3, R, R) float32 in [-1, 1], "index": int}`` plus
-    ``"backbone_pixel_values"`` (ImageNet-normalised, ``dinov2_resolution`` px, bicubic) when
-    ``dinov2_resolution`` is set. With ``flip``, an image is mirrored left-right with probability
+    ``"backbone_pixel_values"`` (:func:`lsd.data.transforms.dinov2_view` at ``dinov2_resolution``
+    px: bilinear, centre crop, ImageNet-normalised, as the release) when ``dinov2_resolution`` is set. With ``flip``, an image is mirrored left-right with probability
     1/2, decided by ``(seed, epoch, index)`` so that runs and resumed runs see the same flips
     (call :meth:`set_epoch`).
     """
@@ -84,8 +84,7 @@ class GlobImageDataset(Dataset):
             "index": index,
         }
         if self.dinov2_resolution:
-            view = resize_and_crop(image, self.dinov2_resolution, resample=Image.BICUBIC)
-            item["backbone_pixel_values"] = imagenet_normalise(view)
+            item["backbone_pixel_values"] = dinov2_view(image, self.dinov2_resolution)
         return item
 
     def __len__(self) -> int:

@@ -222,7 +222,7 @@ def _lsd_record(result, label: str, role: str, **extra: Any) -> dict[str, Any]:
 
 def _reconstruct(model, pixel_values: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
     """Decode each image's slots back to an image (DPM-Solver++, ``steps`` steps); ``(n, 3, R, R)``."""
-    from lsd.evaluation.evaluate import _backbone_view, slot_noise
+    from lsd.evaluation.evaluate import backbone_view, slot_noise
 
     config = model.slot_attention.config
     noise = None
@@ -231,7 +231,7 @@ def _reconstruct(model, pixel_values: torch.Tensor, seed: int, steps: int) -> to
         noise = noise.to(device=model.device, dtype=model.slot_attention.slot_mu.dtype)
     pixels = pixel_values.to(model.device)
     with torch.no_grad():
-        slots = model.encode(pixels, noise=noise, backbone_pixel_values=_backbone_view(model, pixels)).slots
+        slots = model.encode(pixels, noise=noise, backbone_pixel_values=backbone_view(model, pixels)).slots
     generator = torch.Generator(device=model.device).manual_seed(seed)
     return model.generate(slots, num_inference_steps=steps, generator=generator).float().cpu()
 
