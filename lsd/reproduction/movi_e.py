@@ -242,8 +242,8 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
     from lsd.evaluation import build_dataset, evaluate, evaluate_segmenter, input_resolution
     from lsd.evaluation.loading import resolve_checkpoint
     from lsd.evaluation.report import versions
+    from lsd.figures import plot_reconstructions, plot_segmentation_comparison, plot_training_curves
     from lsd.models.lsd import LatentSlotDiffusion
-    from lsd.reproduction.figures import plot_reconstructions, plot_segmentation_comparison, plot_training_curves
     from lsd.reproduction.table import results_table, to_markdown, to_terminal
 
     start = time.perf_counter()
