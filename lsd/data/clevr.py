@@ -26,6 +26,7 @@ from lsd.data._common import (
     require,
     visible_vector,
 )
+from lsd.data.sample import LabelledSample
 from lsd.data.transforms import to_model_range
 
 CLEVR_PROPERTIES: dict[str, PropertyKind] = {
@@ -105,7 +106,7 @@ class ClevrWithMasksDataset(Dataset):
     def __len__(self) -> int:
         return len(self.frames)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | dict[str, torch.Tensor] | int]:
+    def __getitem__(self, index: int) -> LabelledSample:
         image_path = self.frames[index]
         image, segment, record, visibility, segment_path, json_path = read_labelled_frame(image_path, self.folder)
         if image.size != CLEVR_IMAGE_SIZE:
@@ -122,10 +123,10 @@ class ClevrWithMasksDataset(Dataset):
         width, height = CLEVR_IMAGE_SIZE
         rows["pixel_coords"] = (rows["pixel_coords"][:, :2] - [width / 2, height / 2]) / [width / 2, height / 2]
         visible = (visibility[1:] > 0) & present_ids(masks, count)
-        return {
-            "pixel_values": to_model_range(cropped),
-            "masks": torch.from_numpy(masks.astype(np.int64)),
-            "visible": visible_vector(visible, self.max_num_objects, masks),
-            "labels": pad_labels(rows, self.property_kinds, self.max_num_objects, json_path),
-            "index": index,
-        }
+        return LabelledSample(
+            pixel_values=to_model_range(cropped),
+            masks=torch.from_numpy(masks.astype(np.int64)),
+            visible=visible_vector(visible, self.max_num_objects, masks),
+            labels=pad_labels(rows, self.property_kinds, self.max_num_objects, json_path),
+            index=index,
+        )

@@ -25,6 +25,7 @@ from lsd.data._common import (
     split_names,
     visible_vector,
 )
+from lsd.data.sample import LabelledSample
 from lsd.data.transforms import resize_and_crop, to_model_range
 
 #: What the LSD evaluation predicts from slots on MOVi-C/E.
@@ -113,7 +114,7 @@ class MoviDataset(Dataset):
     def __len__(self) -> int:
         return len(self.frames)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | dict[str, torch.Tensor] | int]:
+    def __getitem__(self, index: int) -> LabelledSample:
         image, masks, instances, visibility, segment_path, json_path = read_labelled_frame(
             self.frames[index], self.folder
         )
@@ -123,10 +124,10 @@ class MoviDataset(Dataset):
         rows = {
             key: per_object(require(instances, key, json_path), count, key, json_path) for key in self.property_kinds
         }
-        return {
-            "pixel_values": to_model_range(resize_and_crop(image, self.resolution)),
-            "masks": torch.from_numpy(masks.astype(np.int64)),
-            "visible": visible_vector(visibility > 0, self.max_num_objects, masks),
-            "labels": pad_labels(rows, self.property_kinds, self.max_num_objects, json_path),
-            "index": index,
-        }
+        return LabelledSample(
+            pixel_values=to_model_range(resize_and_crop(image, self.resolution)),
+            masks=torch.from_numpy(masks.astype(np.int64)),
+            visible=visible_vector(visibility > 0, self.max_num_objects, masks),
+            labels=pad_labels(rows, self.property_kinds, self.max_num_objects, json_path),
+            index=index,
+        )

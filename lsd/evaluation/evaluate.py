@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from lsd.data.sample import LabelledBatch
 from lsd.metrics import SegmentationAccumulator, collect_matched, fit_property_probes
 from lsd.metrics.matching import Matching, Ties
 from lsd.metrics.probes import DEFAULT_SEED as DEFAULT_PROBE_SEED
@@ -220,7 +221,7 @@ def _conventions(
 
 #: ``predict(batch, indices)`` -> ``(pred, slots)``: segment ids ``(B, H, W)`` int64 at the GT mask
 #: size on the CPU, and the slot vectors ``(B, S, D)`` float32 on the CPU (or None: nothing to probe).
-Predictor = Callable[[dict[str, Any], range], tuple[torch.Tensor, torch.Tensor | None]]
+Predictor = Callable[[LabelledBatch, range], tuple[torch.Tensor, torch.Tensor | None]]
 
 
 @dataclass
@@ -266,7 +267,7 @@ def score_dataset(
     progress: bool = True,
     description: str = "evaluate",
 ) -> ScoredDataset:
-    """The one scoring loop: batches of ``dataset`` in order, ``predict`` on each, segmentation
+    """The one scoring loop: batches (:class:`lsd.data.sample.LabelledBatch`) of ``dataset`` in order, ``predict`` on each, segmentation
     scores against the GT (``masks``, ``visible``, optional ``ignore``), matched slots and labels
     gathered for the probes when ``property_kinds`` is given and ``predict`` returns slots.
 
@@ -365,7 +366,7 @@ def evaluate(
     kinds = dict(getattr(dataset, "property_kinds", {}))
     max_num_obj = dataset.max_num_objects
 
-    def predict(batch: dict[str, Any], indices: range) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(batch: LabelledBatch, indices: range) -> tuple[torch.Tensor, torch.Tensor]:
         noise = None
         if not learnable_init:
             noise = slot_noise(seed, indices, num_slots, config.slot_size)
@@ -445,7 +446,7 @@ def evaluate_segmenter(
     """
     start_time = time.perf_counter()
 
-    def predict(batch: dict[str, Any], indices: range) -> tuple[torch.Tensor, None]:
+    def predict(batch: LabelledBatch, indices: range) -> tuple[torch.Tensor, None]:
         pixels = batch["pixel_values"]
         ids = segment(pixels, indices)
         if ids.shape[0] != pixels.shape[0] or ids.ndim != 3:
