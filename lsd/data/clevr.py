@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -17,17 +15,15 @@ from lsd.data._common import (
     crop_and_resize_mask,
     find_labelled_folder,
     frame_label_paths,
+    labelled_sample,
     list_frames,
-    pad_labels,
     per_object,
     present_ids,
     read_labelled_frame,
     read_visibility,
     require,
-    visible_vector,
 )
 from lsd.data.sample import LabelledSample
-from lsd.data.transforms import to_model_range
 
 CLEVR_PROPERTIES: dict[str, PropertyKind] = {
     "color": "discrete",
@@ -123,10 +119,6 @@ class ClevrWithMasksDataset(Dataset):
         width, height = CLEVR_IMAGE_SIZE
         rows["pixel_coords"] = (rows["pixel_coords"][:, :2] - [width / 2, height / 2]) / [width / 2, height / 2]
         visible = (visibility[1:] > 0) & present_ids(masks, count)
-        return LabelledSample(
-            pixel_values=to_model_range(cropped),
-            masks=torch.from_numpy(masks.astype(np.int64)),
-            visible=visible_vector(visible, self.max_num_objects, masks),
-            labels=pad_labels(rows, self.property_kinds, self.max_num_objects, json_path),
-            index=index,
+        return labelled_sample(
+            cropped, masks, visible, rows, self.property_kinds, self.max_num_objects, json_path, index
         )

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -16,16 +15,15 @@ from lsd.data._common import (
     PropertyKind,
     check_same_size,
     crop_and_resize_mask,
-    pad_labels,
+    labelled_sample,
     present_ids,
     read_index_png,
     read_json,
     require,
-    visible_vector,
 )
 from lsd.data.images import read_rgb
 from lsd.data.sample import LabelledSample
-from lsd.data.transforms import resize_and_crop, to_model_range
+from lsd.data.transforms import resize_and_crop
 
 CLEVRTEX_PROPERTIES: dict[str, PropertyKind] = {
     "color": "discrete",
@@ -245,10 +243,6 @@ class ClevrTexDataset(Dataset):
         described = np.zeros(self.max_num_objects, dtype=bool)
         described[[i - 1 for i in ids]] = True
         visible = described & present_ids(masks, self.max_num_objects)
-        return LabelledSample(
-            pixel_values=to_model_range(pixels),
-            masks=torch.from_numpy(masks.astype(np.int64)),
-            visible=visible_vector(visible, self.max_num_objects, masks),
-            labels=pad_labels(rows, self.property_kinds, self.max_num_objects, json_path),
-            index=index,
+        return labelled_sample(
+            pixels, masks, visible, rows, self.property_kinds, self.max_num_objects, json_path, index
         )
