@@ -12,7 +12,7 @@ def count(module):
 
 
 def slot_attention_params(C, D, mlp, out):
-    """Counted by hand from the layer list in spec/model.md."""
+    """Counted by hand from the layer list in docs/model.md."""
     linear = lambda i, o, bias=True: i * o + (o if bias else 0)  # noqa: E731
     return (
         linear(4, C)  # pos.projection (1x1 conv)
