@@ -267,9 +267,10 @@ def score_dataset(
     progress: bool = True,
     description: str = "evaluate",
 ) -> ScoredDataset:
-    """The one scoring loop: batches (:class:`lsd.data.sample.LabelledBatch`) of ``dataset`` in order, ``predict`` on each, segmentation
-    scores against the GT (``masks``, ``visible``, optional ``ignore``), matched slots and labels
-    gathered for the probes when ``property_kinds`` is given and ``predict`` returns slots.
+    """The one scoring loop: the batches (:class:`lsd.data.sample.LabelledBatch`) of ``dataset`` in
+    order, ``predict`` on each, segmentation scores against the GT (``masks``, ``visible``, optional
+    ``ignore``; docs/metrics.md), and the matched slots and labels gathered for the probes when
+    ``property_kinds`` is given and ``predict`` returns slots.
 
     Image ``i`` of the loop is the dataset's item ``i`` (``indices`` passed to ``predict``), so
     seeds keyed on it do not depend on ``batch_size`` or ``max_images``.
