@@ -1,4 +1,5 @@
-"""Sessions: `nox -s reproduce-movi-e` (the main job), `nox -s tests`, `nox -s lint`, `nox -s benchmarks`.
+"""Sessions: `nox -s reproduce-movi-e` (the main job), `nox -s tests`, `nox -s lint`, `nox -s benchmarks`,
+`nox -s gpu` (the prepared check on a CUDA machine, in the current environment).
 
 Every session installs the CPU build of torch==2.13.0 first (it is on local disk on our machines;
 a looser requirement would pull a multi-GB CUDA build), then the project.
@@ -53,3 +54,10 @@ def benchmarks(session: nox.Session) -> None:
     """`pytest benchmarks --benchmark-only` (extra pytest arguments after `--`)."""
     install_project(session, "test")
     session.run("pytest", "benchmarks", "--benchmark-only", *session.posargs)
+
+
+@nox.session(python=False)
+def gpu(session: nox.Session) -> None:
+    """The prepared GPU check in the CURRENT environment (a CUDA build of torch; no venv, no CPU
+    torch install): `scripts/gpu_check.sh [-- --dry-run | --only STEP]`; prints a table last."""
+    session.run("bash", "scripts/gpu_check.sh", *session.posargs, external=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from lsd_kernels.slot_cross_attention import slot_cross_attention_ref
+from lsd_kernels.reference import slot_cross_attention_ref
 
 from ._perf import Work, count_flops, max_rel_diff, measure, skip_unless_runnable, sync
 

@@ -1,4 +1,5 @@
-"""Host-side helpers shared by the op modules: launch checks, block sizes, chunking of N.
+"""Helpers shared by the op modules: launch checks, block sizes, chunking of N (host side), and
+the ``@triton.jit`` pieces both ops' kernels use.
 
 Imports Triton (op modules only import this file, never ``lsd_kernels/__init__``), but touches
 no driver at import time: everything here runs when a kernel is launched.
@@ -70,6 +71,14 @@ def dot_block(n: int, cap: int | None = None) -> int:
     """Power-of-two block covering ``n`` (at least :data:`MIN_DOT_BLOCK`), optionally capped."""
     block = max(MIN_DOT_BLOCK, triton.next_power_of_2(max(int(n), 1)))
     return min(block, cap) if cap is not None else block
+
+
+@triton.jit
+def chunk_tiles(chunk, tiles_per_chunk, N, BLOCK_N: tl.constexpr):
+    """The row tiles ``[start, end)`` of program ``chunk`` when ``cdiv(N, BLOCK_N)`` tiles are split
+    into chunks of ``tiles_per_chunk`` (see :func:`split_rows`); the last chunk may be short."""
+    tile_start = chunk * tiles_per_chunk
+    return tile_start, tl.minimum(tile_start + tiles_per_chunk, tl.cdiv(N, BLOCK_N))
 
 
 def split_rows(kernel, device: torch.device, num_tiles: int, other_programs: int) -> tuple[int, int]:

@@ -90,7 +90,8 @@ def _cases(op, shape, ref, fused, inputs, grads, fwd_bytes, bwd_bytes, fwd_flops
 
 
 def slot_attention_cases(dtype, compile_ref, batch=32, heads=1, slots=24, num_inputs=4096, dim=192, device="cuda"):
-    from lsd_kernels.slot_attention import slot_attention_updates, slot_attention_updates_ref
+    from lsd_kernels.reference import slot_attention_updates_ref
+    from lsd_kernels.slot_attention import slot_attention_updates
 
     gen = torch.Generator(device=device).manual_seed(0)
 
@@ -116,7 +117,8 @@ def slot_attention_cases(dtype, compile_ref, batch=32, heads=1, slots=24, num_in
 def cross_attention_cases(
     dtype, compile_ref, batch=32, heads=24, slots=24, resolutions=((32, 8), (16, 16), (8, 32)), device="cuda"
 ):
-    from lsd_kernels.slot_cross_attention import slot_cross_attention, slot_cross_attention_ref
+    from lsd_kernels.reference import slot_cross_attention_ref
+    from lsd_kernels.slot_cross_attention import slot_cross_attention
 
     gen = torch.Generator(device=device).manual_seed(0)
     rows = []

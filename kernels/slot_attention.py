@@ -1,9 +1,8 @@
 """Fused slot-attention read-out: logits, joint softmax over heads x slots, +eps, normalisation
 over inputs and the weighted mean of the values, forward and backward, in one pass over k and v.
 
-Conventions (as :func:`lsd.models.slot_attention.slot_attention_updates_ref`, re-exported here as
-:func:`slot_attention_updates_ref`): ``q`` ``(B, H, S, d)``, ``k`` and ``v`` ``(B, H, N, d)``
-(``k`` pre-scaled), any strides. Per batch ``b`` and input ``n`` the joint column ``j = h * S + s``
+Conventions (as :func:`lsd_kernels.reference.slot_attention_updates_ref`, re-exported here):
+``q`` ``(B, H, S, d)``, ``k`` and ``v`` ``(B, H, N, d)`` (``k`` pre-scaled), any strides. Per batch ``b`` and input ``n`` the joint column ``j = h * S + s``
 runs over heads x slots::
 
     L[n, j]  = k[b, h, n] . q[b, h, s]
@@ -36,13 +35,14 @@ free for the release's ``H = 1`` and cheap for small ``H`` (the op is memory-bou
   flash-attention does).
 """
 
+from typing import NamedTuple
+
 import torch
 import triton
 import triton.language as tl
 
-from lsd.models.slot_attention import slot_attention_updates_ref
-
-from ._common import check_launchable, device_guard, dot_block, dot_config, split_rows
+from ._common import check_launchable, chunk_tiles, device_guard, dot_block, dot_config, split_rows
+from .reference import slot_attention_updates_ref
 
 __all__ = ["slot_attention_updates", "slot_attention_updates_ref"]
 
@@ -59,93 +59,128 @@ MAX_JOINT_SLOTS = 256
 
 
 @triton.jit
-def _slot_attention_fwd_kernel(
-    q_ptr,
-    k_ptr,
-    v_ptr,
-    attn_ptr,
-    lse_ptr,
-    upd_part_ptr,
-    col_part_ptr,
-    eps,
-    B,
-    N,
-    S,
+def _joint_columns(S, HS, BLOCK_HS: tl.constexpr):
+    """Joint columns ``j = h * S + s`` of one program: offsets, validity, head and slot of each."""
+    offs_j = tl.arange(0, BLOCK_HS).to(tl.int64)
+    return offs_j, offs_j < HS, offs_j // S, offs_j % S
+
+
+@triton.jit
+def _value_columns(cblk, D, HD, BLOCK_C: tl.constexpr):
+    """Columns ``c = h * d + i`` of v in column block ``cblk``: offsets, validity, head, dim."""
+    offs_c = cblk * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
+    return offs_c, offs_c < HD, offs_c // D, offs_c % D
+
+
+@triton.jit
+def _program_prologue(
+    q_ptr, k_ptr, v_ptr, q_strides, k_strides, v_strides, eps, S, D, HS, HD,
+    BLOCK_N: tl.constexpr, BLOCK_HS: tl.constexpr, BLOCK_C: tl.constexpr,
+):  # fmt: skip
+    """What every program of both kernels starts from, on grid ``(chunks of N, B, column blocks)``:
+    its batch ``b`` (int64: no offset overflow on large tensors, and no per-op int32 overflow
+    checks in the interpreter), column block, ``eps`` in fp32 (it may arrive as fp64 from
+    torch.compile), the joint columns ``j`` and value columns ``c`` it covers, the row arange,
+    and the batch's base pointers into q, k and v. Strides are ``(b, h, n or s, d)`` tuples."""
+    b = tl.program_id(1).to(tl.int64)
+    cblk = tl.program_id(2)
+    offs_j, j_valid, j_head, j_slot = _joint_columns(S, HS, BLOCK_HS)
+    offs_c, c_valid, c_head, c_dim = _value_columns(cblk, D, HD, BLOCK_C)
+    return (
+        b, cblk, tl.cast(eps, tl.float32), offs_j, j_valid, j_head, j_slot, offs_c, c_valid, c_head, c_dim,
+        tl.arange(0, BLOCK_N).to(tl.int64), q_ptr + b * q_strides[0], k_ptr + b * k_strides[0],
+        v_ptr + b * v_strides[0],
+    )  # fmt: skip
+
+
+@triton.jit
+def _block_diag_dot(
+    x_base,
+    x_stride_h,
+    x_stride_n,
+    x_stride_d,
+    y_base,
+    y_stride_h,
+    y_stride_s,
+    y_stride_d,
+    offs_n,
+    n_valid,
+    j_valid,
+    j_head,
+    j_slot,
     D,
-    HS,
     HD,
-    tiles_per_chunk,
-    stride_qb,
-    stride_qh,
-    stride_qs,
-    stride_qd,
-    stride_kb,
-    stride_kh,
-    stride_kn,
-    stride_kd,
-    stride_vb,
-    stride_vh,
-    stride_vn,
-    stride_vd,
     BLOCK_N: tl.constexpr,
     BLOCK_HS: tl.constexpr,
     BLOCK_K: tl.constexpr,
-    BLOCK_C: tl.constexpr,
     DOT_DTYPE: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):
-    # (No nested @triton.jit helpers: the interpreter re-patches triton.language on every call.)
-    chunk = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    cblk = tl.program_id(2)
-    eps = tl.cast(eps, tl.float32)  # may arrive as fp64 from torch.compile
-
-    # int64 offsets: no overflow on large tensors (and no per-op int32 overflow checks in the interpreter).
-    offs_j = tl.arange(0, BLOCK_HS).to(tl.int64)  # joint column j = h * S + s
-    j_valid = offs_j < HS
-    j_head = offs_j // S
-    j_slot = offs_j % S
-    arange_n = tl.arange(0, BLOCK_N).to(tl.int64)
+    """``out[n, j] = x[h(j), n] . y[h(j), s(j)]`` for a tile of inputs, all heads at once: the
+    ``(BLOCK_N, H*d)`` tile of ``x`` (a ``(H, N, d)`` tensor) times the block-diagonal
+    ``(H*d, H*S)`` matrix holding ``y[h]^T`` (``y`` a ``(H, S, d)`` tensor) in block ``h``,
+    reduced over ``H*d`` in chunks of ``BLOCK_K``; fp32 accumulation."""
+    out = tl.zeros((BLOCK_N, BLOCK_HS), dtype=tl.float32)
     arange_k = tl.arange(0, BLOCK_K).to(tl.int64)
-    offs_c = cblk * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)  # columns c = h * d + i of v
-    c_valid = offs_c < HD
-    c_head = offs_c // D
-    c_dim = offs_c % D
+    for k0 in range(0, HD, BLOCK_K):
+        offs_k = k0 + arange_k
+        k_valid = offs_k < HD
+        k_head = offs_k // D
+        k_dim = offs_k % D
+        xt = tl.load(
+            x_base + k_head[None, :] * x_stride_h + offs_n[:, None] * x_stride_n + k_dim[None, :] * x_stride_d,
+            mask=n_valid[:, None] & k_valid[None, :],
+            other=0.0,
+        )
+        ybd = tl.load(  # (BLOCK_K, BLOCK_HS): y[h(j), s(j), i(c)] where h(c) == h(j), else 0
+            y_base + j_head[None, :] * y_stride_h + j_slot[None, :] * y_stride_s + k_dim[:, None] * y_stride_d,
+            mask=k_valid[:, None] & j_valid[None, :] & (k_head[:, None] == j_head[None, :]),
+            other=0.0,
+        )
+        out = tl.dot(xt.to(DOT_DTYPE), ybd.to(DOT_DTYPE), out, input_precision=DOT_PRECISION)
+    return out
 
-    q_base = q_ptr + b * stride_qb
-    k_base = k_ptr + b * stride_kb
-    v_base = v_ptr + b * stride_vb
+
+@triton.jit
+def _joint_logits(
+    tile, arange_n, N, k_base, k_strides, q_base, q_strides, j_valid, j_head, j_slot, D, HD,
+    BLOCK_N: tl.constexpr, BLOCK_HS: tl.constexpr, BLOCK_K: tl.constexpr, DOT_DTYPE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Row tile ``tile`` of the inputs: its offsets ``n``, their validity, the valid ``(n, j)``
+    mask and the logits ``L[n, j] = k[h(j), n] . q[h(j), s(j)]`` (fp32), as the forward computes
+    them and the backward recomputes them."""
+    offs_n = tile * BLOCK_N + arange_n
+    n_valid = offs_n < N
+    logits = _block_diag_dot(
+        k_base, k_strides[1], k_strides[2], k_strides[3], q_base, q_strides[1], q_strides[2], q_strides[3],
+        offs_n, n_valid, j_valid, j_head, j_slot, D, HD, BLOCK_N, BLOCK_HS, BLOCK_K, DOT_DTYPE, DOT_PRECISION,
+    )  # fmt: skip
+    return offs_n, n_valid, n_valid[:, None] & j_valid[None, :], logits
+
+
+@triton.jit
+def _slot_attention_fwd_kernel(
+    q_ptr, k_ptr, v_ptr, attn_ptr, lse_ptr, upd_part_ptr, col_part_ptr,
+    eps, B, N, S, D, HS, HD, tiles_per_chunk,
+    q_strides, k_strides, v_strides,
+    BLOCK_N: tl.constexpr, BLOCK_HS: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr,
+    DOT_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
+    chunk = tl.program_id(0)
+    b, cblk, eps, offs_j, j_valid, j_head, j_slot, offs_c, c_valid, c_head, c_dim, arange_n, q_base, k_base, v_base = (
+        _program_prologue(
+            q_ptr, k_ptr, v_ptr, q_strides, k_strides, v_strides, eps, S, D, HS, HD, BLOCK_N, BLOCK_HS, BLOCK_C
+        )
+    )
     attn_base = attn_ptr + b * HS * N  # attn is contiguous (B, H, N, S)
 
     colsum = tl.zeros((BLOCK_HS,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_HS, BLOCK_C), dtype=tl.float32)
-    tile_start = chunk * tiles_per_chunk
-    num_tiles = (N + BLOCK_N - 1) // BLOCK_N  # not tl.cdiv: a nested jit call, slow when interpreted
-    tile_end = tl.minimum(tile_start + tiles_per_chunk, num_tiles)
+    tile_start, tile_end = chunk_tiles(chunk, tiles_per_chunk, N, BLOCK_N)
     for tile in range(tile_start, tile_end):
-        offs_n = tile * BLOCK_N + arange_n
-        n_valid = offs_n < N
-        valid = n_valid[:, None] & j_valid[None, :]
-
-        # Logits of all heads: k tile (BLOCK_N, H*d) @ block-diagonal q^T (H*d, H*S), over H*d in chunks.
-        logits = tl.zeros((BLOCK_N, BLOCK_HS), dtype=tl.float32)
-        for k0 in range(0, HD, BLOCK_K):
-            offs_k = k0 + arange_k
-            k_valid = offs_k < HD
-            k_head = offs_k // D
-            k_dim = offs_k % D
-            kt = tl.load(
-                k_base + k_head[None, :] * stride_kh + offs_n[:, None] * stride_kn + k_dim[None, :] * stride_kd,
-                mask=n_valid[:, None] & k_valid[None, :],
-                other=0.0,
-            )
-            qbd = tl.load(  # (BLOCK_K, BLOCK_HS): q[h(j), s(j), i(c)] where h(c) == h(j), else 0
-                q_base + j_head[None, :] * stride_qh + j_slot[None, :] * stride_qs + k_dim[:, None] * stride_qd,
-                mask=k_valid[:, None] & j_valid[None, :] & (k_head[:, None] == j_head[None, :]),
-                other=0.0,
-            )
-            logits = tl.dot(kt.to(DOT_DTYPE), qbd.to(DOT_DTYPE), logits, input_precision=DOT_PRECISION)
-
+        offs_n, n_valid, valid, logits = _joint_logits(tile, arange_n, N, k_base, k_strides, q_base, q_strides,
+            j_valid, j_head, j_slot, D, HD, BLOCK_N, BLOCK_HS, BLOCK_K, DOT_DTYPE, DOT_PRECISION)  # fmt: skip
         logits = tl.where(j_valid[None, :], logits, float("-inf"))
         row_max = tl.max(logits, axis=1)
         p = tl.exp(logits - row_max[:, None])
@@ -162,7 +197,7 @@ def _slot_attention_fwd_kernel(
         w = tl.where(valid, p + eps, 0.0)
         colsum += tl.sum(w, axis=0)
         vt = tl.load(
-            v_base + c_head[None, :] * stride_vh + offs_n[:, None] * stride_vn + c_dim[None, :] * stride_vd,
+            v_base + c_head[None, :] * v_strides[1] + offs_n[:, None] * v_strides[2] + c_dim[None, :] * v_strides[3],
             mask=n_valid[:, None] & c_valid[None, :],
             other=0.0,
         )
@@ -183,68 +218,18 @@ def _slot_attention_fwd_kernel(
 
 @triton.jit
 def _slot_attention_bwd_kernel(
-    q_ptr,
-    k_ptr,
-    v_ptr,
-    dupd_ptr,
-    dattn_ptr,
-    lse_ptr,
-    colsum_ptr,
-    r_ptr,
-    dq_part_ptr,
-    dk_ptr,
-    dv_ptr,
-    eps,
-    B,
-    N,
-    S,
-    D,
-    HS,
-    HD,
-    tiles_per_chunk,
-    stride_qb,
-    stride_qh,
-    stride_qs,
-    stride_qd,
-    stride_kb,
-    stride_kh,
-    stride_kn,
-    stride_kd,
-    stride_vb,
-    stride_vh,
-    stride_vn,
-    stride_vd,
-    stride_ab,
-    stride_ah,
-    stride_an,
-    stride_as,
-    HAS_DATTN: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_HS: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-    DOT_DTYPE: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-):
+    q_ptr, k_ptr, v_ptr, dupd_ptr, dattn_ptr, lse_ptr, colsum_ptr, r_ptr, dq_part_ptr, dk_ptr, dv_ptr,
+    eps, B, N, S, D, HS, HD, tiles_per_chunk,
+    q_strides, k_strides, v_strides, a_strides,
+    HAS_DATTN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_HS: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_C: tl.constexpr, DOT_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
     chunk = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    cblk = tl.program_id(2)
-    eps = tl.cast(eps, tl.float32)
-
-    offs_j = tl.arange(0, BLOCK_HS).to(tl.int64)
-    j_valid = offs_j < HS
-    j_head = offs_j // S
-    j_slot = offs_j % S
-    arange_n = tl.arange(0, BLOCK_N).to(tl.int64)
-    arange_k = tl.arange(0, BLOCK_K).to(tl.int64)
-    offs_c = cblk * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
-    c_valid = offs_c < HD
-    c_head = offs_c // D
-    c_dim = offs_c % D
-
-    q_base = q_ptr + b * stride_qb
-    k_base = k_ptr + b * stride_kb
-    v_base = v_ptr + b * stride_vb
+    b, cblk, eps, offs_j, j_valid, j_head, j_slot, offs_c, c_valid, c_head, c_dim, arange_n, q_base, k_base, v_base = (
+        _program_prologue(
+            q_ptr, k_ptr, v_ptr, q_strides, k_strides, v_strides, eps, S, D, HS, HD, BLOCK_N, BLOCK_HS, BLOCK_C
+        )
+    )
     dupd_base = dupd_ptr + b * HS * D  # dU is contiguous fp32 (B, H, S, d): row j = h * S + s
     colsum = tl.load(colsum_ptr + b * HS + offs_j, mask=j_valid, other=1.0)
     r = tl.load(r_ptr + b * HS + offs_j, mask=j_valid, other=0.0)
@@ -252,49 +237,22 @@ def _slot_attention_bwd_kernel(
     # Loop-invariant block-diagonal (H*S, column block) slices of q and dU for this program.
     diag = j_valid[:, None] & c_valid[None, :] & (j_head[:, None] == c_head[None, :])
     q_blk = tl.load(
-        q_base + j_head[:, None] * stride_qh + j_slot[:, None] * stride_qs + c_dim[None, :] * stride_qd,
+        q_base + j_head[:, None] * q_strides[1] + j_slot[:, None] * q_strides[2] + c_dim[None, :] * q_strides[3],
         mask=diag,
         other=0.0,
     ).to(DOT_DTYPE)
     du_blk = tl.load(dupd_base + offs_j[:, None] * D + c_dim[None, :], mask=diag, other=0.0).to(DOT_DTYPE)
 
     dq_acc = tl.zeros((BLOCK_HS, BLOCK_C), dtype=tl.float32)
-    tile_start = chunk * tiles_per_chunk
-    num_tiles = (N + BLOCK_N - 1) // BLOCK_N  # not tl.cdiv: a nested jit call, slow when interpreted
-    tile_end = tl.minimum(tile_start + tiles_per_chunk, num_tiles)
+    tile_start, tile_end = chunk_tiles(chunk, tiles_per_chunk, N, BLOCK_N)
     for tile in range(tile_start, tile_end):
-        offs_n = tile * BLOCK_N + arange_n
-        n_valid = offs_n < N
-        valid = n_valid[:, None] & j_valid[None, :]
-
-        # Logits (as in the forward) and dW[n, j] = v[n] . dU[j] (same head), over H*d in chunks.
-        logits = tl.zeros((BLOCK_N, BLOCK_HS), dtype=tl.float32)
-        dw = tl.zeros((BLOCK_N, BLOCK_HS), dtype=tl.float32)
-        for k0 in range(0, HD, BLOCK_K):
-            offs_k = k0 + arange_k
-            k_valid = offs_k < HD
-            k_head = offs_k // D
-            k_dim = offs_k % D
-            tile_mask = n_valid[:, None] & k_valid[None, :]
-            diag_t = k_valid[:, None] & j_valid[None, :] & (k_head[:, None] == j_head[None, :])
-            kt = tl.load(
-                k_base + k_head[None, :] * stride_kh + offs_n[:, None] * stride_kn + k_dim[None, :] * stride_kd,
-                mask=tile_mask,
-                other=0.0,
-            )
-            qbd = tl.load(
-                q_base + j_head[None, :] * stride_qh + j_slot[None, :] * stride_qs + k_dim[:, None] * stride_qd,
-                mask=diag_t,
-                other=0.0,
-            )
-            logits = tl.dot(kt.to(DOT_DTYPE), qbd.to(DOT_DTYPE), logits, input_precision=DOT_PRECISION)
-            vt = tl.load(
-                v_base + k_head[None, :] * stride_vh + offs_n[:, None] * stride_vn + k_dim[None, :] * stride_vd,
-                mask=tile_mask,
-                other=0.0,
-            )
-            dubd = tl.load(dupd_base + offs_j[None, :] * D + k_dim[:, None], mask=diag_t, other=0.0)
-            dw = tl.dot(vt.to(DOT_DTYPE), dubd.to(DOT_DTYPE), dw, input_precision=DOT_PRECISION)
+        # Logits (as in the forward) and dW[n, j] = v[n] . dU[j] (same head; dU strides (S*d, d, 1)).
+        offs_n, n_valid, valid, logits = _joint_logits(tile, arange_n, N, k_base, k_strides, q_base, q_strides,
+            j_valid, j_head, j_slot, D, HD, BLOCK_N, BLOCK_HS, BLOCK_K, DOT_DTYPE, DOT_PRECISION)  # fmt: skip
+        dw = _block_diag_dot(
+            v_base, v_strides[1], v_strides[2], v_strides[3], dupd_base, S * D, D, 1,
+            offs_n, n_valid, j_valid, j_head, j_slot, D, HD, BLOCK_N, BLOCK_HS, BLOCK_K, DOT_DTYPE, DOT_PRECISION,
+        )  # fmt: skip
 
         lse = tl.load(lse_ptr + b * N + offs_n, mask=n_valid, other=0.0)
         a = tl.where(valid, tl.exp(logits - lse[:, None]), 0.0)  # attn, recomputed in fp32
@@ -302,8 +260,8 @@ def _slot_attention_bwd_kernel(
         da = tl.where(valid, (dw - r[None, :]) / colsum[None, :], 0.0)  # through the normalisation over N
         if HAS_DATTN:
             da += tl.load(
-                dattn_ptr + b * stride_ab + j_head[None, :] * stride_ah + offs_n[:, None] * stride_an
-                + j_slot[None, :] * stride_as,
+                dattn_ptr + b * a_strides[0] + j_head[None, :] * a_strides[1] + offs_n[:, None] * a_strides[2]
+                + j_slot[None, :] * a_strides[3],
                 mask=valid,
                 other=0.0,
             ).to(tl.float32)  # fmt: skip
@@ -319,7 +277,7 @@ def _slot_attention_bwd_kernel(
         dv = tl.dot(w, du_blk, input_precision=DOT_PRECISION)
         tl.store(dv_ptr + out_offs, dv.to(dv_ptr.dtype.element_ty), mask=out_mask)
         kt = tl.load(
-            k_base + c_head[None, :] * stride_kh + offs_n[:, None] * stride_kn + c_dim[None, :] * stride_kd,
+            k_base + c_head[None, :] * k_strides[1] + offs_n[:, None] * k_strides[2] + c_dim[None, :] * k_strides[3],
             mask=out_mask,
             other=0.0,
         )
@@ -349,29 +307,53 @@ def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         )
 
 
-def _forward(q, k, v, epsilon):
-    _check_shapes(q, k, v)
-    check_launchable(_slot_attention_fwd_kernel, "slot_attention_updates", q, k, v)
+class _Launch(NamedTuple):
+    """Sizes and launch geometry shared by the forward and backward launches."""
+
+    batch: int
+    heads: int
+    num_slots: int
+    dim: int
+    num_inputs: int
+    hs: int  # H * S joint columns
+    hd: int  # H * d value columns
+    block_hs: int
+    block_k: int
+    block_c: int
+    grid: tuple[int, int, int]  # (chunks of N, B, column blocks of H*d)
+    tiles_per_chunk: int
+
+
+def _launch(kernel, q: torch.Tensor, k: torch.Tensor) -> _Launch:
     batch, heads, num_slots, dim = q.shape
     num_inputs = k.shape[2]
     hs, hd = heads * num_slots, heads * dim
     block_hs, block_k, block_c = _blocks(hs, hd)
     num_cblocks = triton.cdiv(hd, block_c)
-    chunks, tiles_per_chunk = split_rows(
-        _slot_attention_fwd_kernel, q.device, triton.cdiv(num_inputs, BLOCK_N), batch * num_cblocks
-    )
-    attn = torch.empty((batch, heads, num_inputs, num_slots), device=q.device, dtype=q.dtype)
-    lse = torch.empty((batch, num_inputs), device=q.device, dtype=torch.float32)
-    upd_part = torch.zeros((chunks, batch, heads, num_slots, dim), device=q.device, dtype=torch.float32)
-    col_part = torch.zeros((chunks, batch, heads, num_slots), device=q.device, dtype=torch.float32)
-    if num_inputs > 0 and batch > 0:
+    chunks, tiles_per_chunk = split_rows(kernel, q.device, triton.cdiv(num_inputs, BLOCK_N), batch * num_cblocks)
+    return _Launch(
+        batch, heads, num_slots, dim, num_inputs, hs, hd, block_hs, block_k, block_c,
+        (chunks, batch, num_cblocks), tiles_per_chunk,
+    )  # fmt: skip
+
+
+def _forward(q, k, v, epsilon):
+    _check_shapes(q, k, v)
+    check_launchable(_slot_attention_fwd_kernel, "slot_attention_updates", q, k, v)
+    g = _launch(_slot_attention_fwd_kernel, q, k)
+    chunks = g.grid[0]
+    attn = torch.empty((g.batch, g.heads, g.num_inputs, g.num_slots), device=q.device, dtype=q.dtype)
+    lse = torch.empty((g.batch, g.num_inputs), device=q.device, dtype=torch.float32)
+    upd_part = torch.zeros((chunks, g.batch, g.heads, g.num_slots, g.dim), device=q.device, dtype=torch.float32)
+    col_part = torch.zeros((chunks, g.batch, g.heads, g.num_slots), device=q.device, dtype=torch.float32)
+    if g.num_inputs > 0 and g.batch > 0:
         with device_guard(q):
-            _slot_attention_fwd_kernel[(chunks, batch, num_cblocks)](
+            _slot_attention_fwd_kernel[g.grid](
                 q, k, v, attn, lse, upd_part, col_part, float(epsilon),
-                batch, num_inputs, num_slots, dim, hs, hd, tiles_per_chunk,
-                *q.stride(), *k.stride(), *v.stride(),
-                BLOCK_N=BLOCK_N, BLOCK_HS=block_hs, BLOCK_K=block_k, BLOCK_C=block_c,
-                **dot_config(_slot_attention_fwd_kernel, q.dtype), num_warps=_num_warps(block_c),
+                g.batch, g.num_inputs, g.num_slots, g.dim, g.hs, g.hd, g.tiles_per_chunk,
+                q.stride(), k.stride(), v.stride(),
+                BLOCK_N=BLOCK_N, BLOCK_HS=g.block_hs, BLOCK_K=g.block_k, BLOCK_C=g.block_c,
+                **dot_config(_slot_attention_fwd_kernel, q.dtype), num_warps=_num_warps(g.block_c),
             )  # fmt: skip
     colsum = col_part.sum(0)  # (B, H, S): sum_n (attn + eps)
     updates = upd_part.sum(0) / colsum[..., None]
@@ -379,30 +361,23 @@ def _forward(q, k, v, epsilon):
 
 
 def _backward(q, k, v, updates, lse, colsum, grad_updates, grad_attn, epsilon):
-    batch, heads, num_slots, dim = q.shape
-    num_inputs = k.shape[2]
-    hs, hd = heads * num_slots, heads * dim
-    block_hs, block_k, block_c = _blocks(hs, hd)
-    num_cblocks = triton.cdiv(hd, block_c)
-    chunks, tiles_per_chunk = split_rows(
-        _slot_attention_bwd_kernel, q.device, triton.cdiv(num_inputs, BLOCK_N), batch * num_cblocks
-    )
+    g = _launch(_slot_attention_bwd_kernel, q, k)
     grad_updates = grad_updates.float().contiguous()
     r = (grad_updates * updates).sum(-1).contiguous()  # (B, H, S): dU . U
-    dq_part = torch.zeros((chunks, batch, heads, num_slots, dim), device=q.device, dtype=torch.float32)
-    dk = torch.empty((batch, heads, num_inputs, dim), device=k.device, dtype=k.dtype)
-    dv = torch.empty((batch, heads, num_inputs, dim), device=v.device, dtype=v.dtype)
+    dq_part = torch.zeros((g.grid[0], g.batch, g.heads, g.num_slots, g.dim), device=q.device, dtype=torch.float32)
+    dk = torch.empty((g.batch, g.heads, g.num_inputs, g.dim), device=k.device, dtype=k.dtype)
+    dv = torch.empty((g.batch, g.heads, g.num_inputs, g.dim), device=v.device, dtype=v.dtype)
     has_dattn = grad_attn is not None
     dattn = grad_attn if has_dattn else grad_updates  # any pointer when unused
     dattn_strides = grad_attn.stride() if has_dattn else (0, 0, 0, 0)
-    if num_inputs > 0 and batch > 0:
+    if g.num_inputs > 0 and g.batch > 0:
         with device_guard(q):
-            _slot_attention_bwd_kernel[(chunks, batch, num_cblocks)](
+            _slot_attention_bwd_kernel[g.grid](
                 q, k, v, grad_updates, dattn, lse, colsum, r, dq_part, dk, dv, float(epsilon),
-                batch, num_inputs, num_slots, dim, hs, hd, tiles_per_chunk,
-                *q.stride(), *k.stride(), *v.stride(), *dattn_strides,
-                HAS_DATTN=int(has_dattn), BLOCK_N=BLOCK_N, BLOCK_HS=block_hs, BLOCK_K=block_k, BLOCK_C=block_c,
-                **dot_config(_slot_attention_bwd_kernel, q.dtype), num_warps=_num_warps(block_c),
+                g.batch, g.num_inputs, g.num_slots, g.dim, g.hs, g.hd, g.tiles_per_chunk,
+                q.stride(), k.stride(), v.stride(), dattn_strides,
+                HAS_DATTN=int(has_dattn), BLOCK_N=BLOCK_N, BLOCK_HS=g.block_hs, BLOCK_K=g.block_k, BLOCK_C=g.block_c,
+                **dot_config(_slot_attention_bwd_kernel, q.dtype), num_warps=_num_warps(g.block_c),
             )  # fmt: skip
     return dq_part.sum(0).to(q.dtype), dk, dv
 
@@ -475,19 +450,10 @@ _slot_attention_updates_op.register_autograd(_backward_rule, setup_context=_setu
 def slot_attention_updates(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, epsilon: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fused :func:`slot_attention_updates_ref`: same arguments, results and gradients.
-
-    Args:
-        q: queries ``(B, H, S, d)``.
-        k: keys ``(B, H, N, d)``, already multiplied by ``slot_size ** -0.5``.
-        v: values ``(B, H, N, d)``.
-        epsilon: added to the attention before normalising over inputs.
-
-    Returns:
-        ``updates`` ``(B, H, S, d)`` and ``attn`` ``(B, H, N, S)`` (softmax jointly over heads x
-        slots, before ``+ epsilon``), both in the inputs' (promoted) dtype. Any strides are
-        accepted; fp32/fp16/bf16 inputs; arithmetic in fp32.
-    """
+    """Fused :func:`slot_attention_updates_ref`: same arguments (``q`` ``(B, H, S, d)``, pre-scaled
+    ``k`` and ``v`` ``(B, H, N, d)``, ``epsilon``), results (``updates`` ``(B, H, S, d)``, ``attn``
+    ``(B, H, N, S)``) and gradients. Any strides; fp32/fp16/bf16 inputs, promoted to a common dtype,
+    which both results have; arithmetic in fp32."""
     dtype = torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype)
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     updates, attn, _, _ = torch.ops.lsd.slot_attention_updates(q, k, v, float(epsilon))

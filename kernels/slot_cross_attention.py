@@ -1,5 +1,5 @@
 """Fused cross-attention of many queries over a few keys (the denoiser's attention to the slots),
-forward and backward, and :class:`SlotCrossAttnProcessor`, a diffusers attention processor using it.
+forward and backward (the diffusers processor using it is ``lsd.models.attention.SlotCrossAttnProcessor``).
 
 Conventions: ``q`` ``(B, H, N, d)`` (N = h * w latent positions, many), ``k`` and ``v``
 ``(B, H, S, d)`` (S = slots, few: all keys of a head fit in one tile), any strides::
@@ -26,9 +26,10 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import check_launchable, device_guard, dot_block, dot_config, split_rows
+from ._common import check_launchable, chunk_tiles, device_guard, dot_block, dot_config, split_rows
+from .reference import slot_cross_attention_ref
 
-__all__ = ["SlotCrossAttnProcessor", "slot_cross_attention", "slot_cross_attention_ref"]
+__all__ = ["slot_cross_attention", "slot_cross_attention_ref"]
 
 #: Query rows per tile. 64 rows x (d <= 256) keeps a tile at <= 64 fp32 registers per thread with
 #: 8 warps; not tuned on hardware (kernels/bench_gpu.py sweeps it).
@@ -40,80 +41,54 @@ MAX_KEYS = 256
 MAX_HEAD_DIM = 256
 
 
-def slot_cross_attention_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
-    """Readable reference: ``softmax(scale * q k^T) v`` over the keys.
-
-    Args:
-        q: ``(B, H, N, d)``; k, v: ``(B, H, S, d)``; scale: logit multiplier (usually ``d ** -0.5``).
-
-    Returns:
-        ``(B, H, N, d)`` in q's dtype.
-    """
-    logits = torch.einsum("bhnd,bhsd->bhns", q, k) * scale  # (B, H, N, S)
-    return torch.einsum("bhns,bhsd->bhnd", logits.softmax(dim=-1), v)  # (B, H, N, d)
+@triton.jit
+def _head_prologue(k_ptr, v_ptr, k_strides, v_strides, scale, H, S, D, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):
+    """What every program of both kernels starts from, on grid ``(tiles or chunks of N, B*H)``:
+    its head ``bh = b * H + h`` (int64: no offset overflow on large tensors, and no per-op int32
+    overflow checks in the interpreter), ``scale`` in fp32 (it may arrive as fp64 from
+    torch.compile), and all keys and values of the head as zero-padded ``(BLOCK_S, BLOCK_D)`` tiles
+    with their slot / dim offsets and validity. Strides are ``(b, h, s, d)`` tuples."""
+    bh = tl.program_id(1).to(tl.int64)
+    b = bh // H
+    h = bh % H
+    offs_s = tl.arange(0, BLOCK_S).to(tl.int64)
+    offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
+    s_valid = offs_s < S
+    d_valid = offs_d < D
+    kv_mask = s_valid[:, None] & d_valid[None, :]
+    k = tl.load(
+        k_ptr + b * k_strides[0] + h * k_strides[1] + offs_s[:, None] * k_strides[2] + offs_d[None, :] * k_strides[3],
+        mask=kv_mask,
+        other=0.0,
+    )
+    v = tl.load(
+        v_ptr + b * v_strides[0] + h * v_strides[1] + offs_s[:, None] * v_strides[2] + offs_d[None, :] * v_strides[3],
+        mask=kv_mask,
+        other=0.0,
+    )
+    return bh, b, h, tl.cast(scale, tl.float32), k, v, offs_s, offs_d, s_valid, d_valid
 
 
 @triton.jit
 def _cross_attn_fwd_kernel(
-    q_ptr,
-    k_ptr,
-    v_ptr,
-    out_ptr,
-    lse_ptr,
-    scale,
-    H,
-    N,
-    S,
-    D,
-    stride_qb,
-    stride_qh,
-    stride_qn,
-    stride_qd,
-    stride_kb,
-    stride_kh,
-    stride_ks,
-    stride_kd,
-    stride_vb,
-    stride_vh,
-    stride_vs,
-    stride_vd,
-    BLOCK_N: tl.constexpr,
-    BLOCK_S: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    DOT_DTYPE: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-):
-    # (No nested @triton.jit helpers: the interpreter re-patches triton.language on every call.)
+    q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr,
+    scale, H, N, S, D,
+    q_strides, k_strides, v_strides,
+    BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, DOT_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
     tile = tl.program_id(0)
-    bh = tl.program_id(1).to(tl.int64)
-    b = bh // H
-    h = bh % H
-    scale = tl.cast(scale, tl.float32)  # may arrive as fp64 from torch.compile
-
-    # int64 offsets: no overflow on large tensors (and no per-op int32 overflow checks in the interpreter).
+    bh, b, h, scale, k, v, offs_s, offs_d, s_valid, d_valid = _head_prologue(
+        k_ptr, v_ptr, k_strides, v_strides, scale, H, S, D, BLOCK_S, BLOCK_D
+    )
     offs_n = tile * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
-    offs_s = tl.arange(0, BLOCK_S).to(tl.int64)
-    offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
     n_valid = offs_n < N
-    s_valid = offs_s < S
-    d_valid = offs_d < D
     q = tl.load(
-        q_ptr + b * stride_qb + h * stride_qh + offs_n[:, None] * stride_qn + offs_d[None, :] * stride_qd,
+        q_ptr + b * q_strides[0] + h * q_strides[1] + offs_n[:, None] * q_strides[2] + offs_d[None, :] * q_strides[3],
         mask=n_valid[:, None] & d_valid[None, :],
         other=0.0,
     )
-    kt = tl.load(  # k^T (BLOCK_D, BLOCK_S)
-        k_ptr + b * stride_kb + h * stride_kh + offs_s[None, :] * stride_ks + offs_d[:, None] * stride_kd,
-        mask=s_valid[None, :] & d_valid[:, None],
-        other=0.0,
-    )
-    v = tl.load(
-        v_ptr + b * stride_vb + h * stride_vh + offs_s[:, None] * stride_vs + offs_d[None, :] * stride_vd,
-        mask=s_valid[:, None] & d_valid[None, :],
-        other=0.0,
-    )
 
-    logits = tl.dot(q.to(DOT_DTYPE), kt.to(DOT_DTYPE), input_precision=DOT_PRECISION) * scale
+    logits = tl.dot(q.to(DOT_DTYPE), tl.trans(k.to(DOT_DTYPE)), input_precision=DOT_PRECISION) * scale
     logits = tl.where(s_valid[None, :], logits, float("-inf"))
     row_max = tl.max(logits, axis=1)
     p = tl.exp(logits - row_max[:, None])
@@ -133,78 +108,33 @@ def _cross_attn_fwd_kernel(
 
 @triton.jit
 def _cross_attn_bwd_kernel(
-    q_ptr,
-    k_ptr,
-    v_ptr,
-    dout_ptr,
-    lse_ptr,
-    dq_ptr,
-    dk_part_ptr,
-    dv_part_ptr,
-    scale,
-    H,
-    N,
-    S,
-    D,
-    tiles_per_chunk,
-    stride_qb,
-    stride_qh,
-    stride_qn,
-    stride_qd,
-    stride_kb,
-    stride_kh,
-    stride_ks,
-    stride_kd,
-    stride_vb,
-    stride_vh,
-    stride_vs,
-    stride_vd,
-    stride_ob,
-    stride_oh,
-    stride_on,
-    stride_od,
-    BLOCK_N: tl.constexpr,
-    BLOCK_S: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    DOT_DTYPE: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-):
+    q_ptr, k_ptr, v_ptr, dout_ptr, lse_ptr, dq_ptr, dk_part_ptr, dv_part_ptr,
+    scale, H, N, S, D, tiles_per_chunk,
+    q_strides, k_strides, v_strides, o_strides,
+    BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, DOT_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
     chunk = tl.program_id(0)
-    bh = tl.program_id(1).to(tl.int64)
-    b = bh // H
-    h = bh % H
-    scale = tl.cast(scale, tl.float32)
-
-    offs_s = tl.arange(0, BLOCK_S).to(tl.int64)
-    offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
-    arange_n = tl.arange(0, BLOCK_N).to(tl.int64)
-    s_valid = offs_s < S
-    d_valid = offs_d < D
+    bh, b, h, scale, k, v, offs_s, offs_d, s_valid, d_valid = _head_prologue(
+        k_ptr, v_ptr, k_strides, v_strides, scale, H, S, D, BLOCK_S, BLOCK_D
+    )
+    k = k.to(DOT_DTYPE)
+    v = v.to(DOT_DTYPE)
     kv_mask = s_valid[:, None] & d_valid[None, :]
-    q_base = q_ptr + b * stride_qb + h * stride_qh
-    do_base = dout_ptr + b * stride_ob + h * stride_oh
-    k = tl.load(
-        k_ptr + b * stride_kb + h * stride_kh + offs_s[:, None] * stride_ks + offs_d[None, :] * stride_kd,
-        mask=kv_mask,
-        other=0.0,
-    ).to(DOT_DTYPE)
-    v = tl.load(
-        v_ptr + b * stride_vb + h * stride_vh + offs_s[:, None] * stride_vs + offs_d[None, :] * stride_vd,
-        mask=kv_mask,
-        other=0.0,
-    ).to(DOT_DTYPE)
+    arange_n = tl.arange(0, BLOCK_N).to(tl.int64)
+    q_base = q_ptr + b * q_strides[0] + h * q_strides[1]
+    do_base = dout_ptr + b * o_strides[0] + h * o_strides[1]
 
     dk = tl.zeros((BLOCK_S, BLOCK_D), dtype=tl.float32)
     dv = tl.zeros((BLOCK_S, BLOCK_D), dtype=tl.float32)
-    tile_start = chunk * tiles_per_chunk
-    num_tiles = (N + BLOCK_N - 1) // BLOCK_N  # not tl.cdiv: a nested jit call, slow when interpreted
-    tile_end = tl.minimum(tile_start + tiles_per_chunk, num_tiles)
+    tile_start, tile_end = chunk_tiles(chunk, tiles_per_chunk, N, BLOCK_N)
     for tile in range(tile_start, tile_end):
         offs_n = tile * BLOCK_N + arange_n
         n_valid = offs_n < N
         row_mask = n_valid[:, None] & d_valid[None, :]
-        q = tl.load(q_base + offs_n[:, None] * stride_qn + offs_d[None, :] * stride_qd, mask=row_mask, other=0.0)
-        do = tl.load(do_base + offs_n[:, None] * stride_on + offs_d[None, :] * stride_od, mask=row_mask, other=0.0)
+        q = tl.load(q_base + offs_n[:, None] * q_strides[2] + offs_d[None, :] * q_strides[3], mask=row_mask, other=0.0)
+        do = tl.load(
+            do_base + offs_n[:, None] * o_strides[2] + offs_d[None, :] * o_strides[3], mask=row_mask, other=0.0
+        )
         q = q.to(DOT_DTYPE)
         do = do.to(DOT_DTYPE)
         lse = tl.load(lse_ptr + bh * N + offs_n, mask=n_valid, other=0.0)
@@ -263,7 +193,7 @@ def _forward(q, k, v, scale):
     with device_guard(q):
         _cross_attn_fwd_kernel[(triton.cdiv(num_queries, BLOCK_N), batch * heads)](
             q, k, v, out, lse, float(scale), heads, num_queries, num_keys, dim,
-            *q.stride(), *k.stride(), *v.stride(),
+            q.stride(), k.stride(), v.stride(),
             BLOCK_N=BLOCK_N, BLOCK_S=dot_block(num_keys), BLOCK_D=block_d,
             **dot_config(_cross_attn_fwd_kernel, q.dtype), num_warps=_num_warps(block_d),
         )  # fmt: skip
@@ -285,7 +215,7 @@ def _backward(q, k, v, lse, grad_out, scale):
     with device_guard(q):
         _cross_attn_bwd_kernel[(chunks, batch * heads)](
             q, k, v, grad_out, lse, dq, dk_part, dv_part, float(scale), heads, num_queries, num_keys, dim,
-            tiles_per_chunk, *q.stride(), *k.stride(), *v.stride(), *grad_out.stride(),
+            tiles_per_chunk, q.stride(), k.stride(), v.stride(), grad_out.stride(),
             BLOCK_N=BLOCK_N, BLOCK_S=dot_block(num_keys), BLOCK_D=block_d,
             **dot_config(_cross_attn_bwd_kernel, q.dtype), num_warps=_num_warps(block_d),
         )  # fmt: skip
@@ -364,74 +294,3 @@ def slot_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scal
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     out, _ = torch.ops.lsd.slot_cross_attention(q.to(dtype), k.to(dtype), v.to(dtype), scale)
     return out
-
-
-class SlotCrossAttnProcessor:
-    """diffusers attention processor for cross-attention to a few tokens (slots), using
-    :func:`slot_cross_attention`. Same call signature and semantics as diffusers'
-    ``AttnProcessor2_0`` (4-D inputs, ``to_out``, ``residual_connection``,
-    ``rescale_output_factor``) except that the logits are scaled by ``attn.scale`` (as diffusers'
-    ``AttnProcessor``; equal to SDPA's default ``head_dim ** -0.5`` unless the layer was built
-    with ``scale_qk=False`` or an explicit ``scale``).
-
-    Not supported (raises): attention masks, self-attention (``encoder_hidden_states=None``),
-    and the optional norms ``spatial_norm``, ``group_norm``, ``norm_cross``, ``norm_q``/``norm_k``
-    (none is used by the UNets' cross-attention layers in LSD).
-    """
-
-    def __call__(
-        self,
-        attn,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        temb: torch.Tensor | None = None,
-        *args,
-        **kwargs,
-    ) -> torch.Tensor:
-        # A positional ``scale`` / ``scale=`` kwarg is deprecated and ignored by AttnProcessor2_0 too.
-        if attention_mask is not None:
-            raise NotImplementedError("SlotCrossAttnProcessor does not support attention_mask; use AttnProcessor2_0")
-        if encoder_hidden_states is None:
-            raise NotImplementedError(
-                "SlotCrossAttnProcessor is for cross-attention (encoder_hidden_states given); use AttnProcessor2_0 "
-                "for self-attention"
-            )
-        unsupported = [
-            name for name in ("spatial_norm", "group_norm", "norm_q", "norm_k") if getattr(attn, name, None) is not None
-        ]
-        if getattr(attn, "norm_cross", None):
-            unsupported.append("norm_cross")
-        if unsupported:
-            raise NotImplementedError(
-                f"SlotCrossAttnProcessor does not support attention layers with {', '.join(unsupported)}; "
-                "use AttnProcessor2_0"
-            )
-
-        residual = hidden_states
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            batch_size, channel, height, width = hidden_states.shape
-            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
-        batch_size = hidden_states.shape[0]
-
-        query = attn.to_q(hidden_states)
-        key = attn.to_k(encoder_hidden_states)
-        value = attn.to_v(encoder_hidden_states)
-        head_dim = key.shape[-1] // attn.heads
-        # (B, L, H*d) -> (B, H, L, d) views: the kernel takes strides, nothing is copied.
-        query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
-
-        hidden_states = slot_cross_attention(query, key, value, attn.scale)
-        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
-        hidden_states = hidden_states.to(query.dtype)
-
-        hidden_states = attn.to_out[0](hidden_states)  # linear projection
-        hidden_states = attn.to_out[1](hidden_states)  # dropout
-        if input_ndim == 4:
-            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
-        if attn.residual_connection:
-            hidden_states = hidden_states + residual
-        return hidden_states / attn.rescale_output_factor

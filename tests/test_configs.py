@@ -13,7 +13,7 @@ def count(module):
 
 
 def slot_attention_params(C, D, mlp, out):
-    """Counted by hand from the layer list in spec/model.md."""
+    """Counted by hand from the layer list in docs/model.md."""
     linear = lambda i, o, bias=True: i * o + (o if bias else 0)  # noqa: E731
     return (
         linear(4, C)  # pos.projection (1x1 conv)
@@ -134,3 +134,31 @@ def test_bad_configs_name_the_problem(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="broken.json: invalid JSON"):
         load_config(path)
+
+
+def test_the_one_json_config_lookup(tmp_path):
+    from lsd.configs import read_config_json
+
+    (tmp_path / "mine.json").write_text('{"a": [1, 2]}')
+    (tmp_path / "broken.json").write_text("{")
+    values, source = read_config_json("mine", tmp_path, "thing", "['mine']")
+    assert values == {"a": [1, 2]} and source == str(tmp_path / "mine.json")
+    assert read_config_json(tmp_path / "mine.json", tmp_path / "elsewhere", "thing", "[]")[0] == values
+    original = {"a": [1]}
+    copied, source = read_config_json(original, tmp_path, "thing", "[]")
+    copied["a"].append(2)
+    assert original == {"a": [1]} and source == "<dict>"
+    with pytest.raises(FileNotFoundError, match=r"no thing 'other': not a file and not one of \['mine'\]"):
+        read_config_json("other", tmp_path, "thing", "['mine']")
+    with pytest.raises(ValueError, match=r"broken\.json: invalid JSON"):
+        read_config_json("broken", tmp_path, "thing", "[]")
+
+
+def test_the_component_registry_names_every_class_a_config_may_use():
+    from lsd.models.registry import component_class, component_classes
+    from lsd.models.slot_attention import SlotAttention
+
+    assert component_class("SlotAttention", "x") is SlotAttention
+    assert {"CNNBackbone", "DINOv2Backbone", "SlotConditionedUNet", "AutoencoderKL"} <= set(component_classes())
+    with pytest.raises(ValueError, match=r"config field 'unet': _class_name 'Nope' is not one of"):
+        component_class("Nope", "config field 'unet'")

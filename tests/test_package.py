@@ -55,3 +55,33 @@ def test_kernels_are_installed_as_lsd_kernels_not_kernels(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     # `kernels` is Hugging Face's package name: ours must never be importable under it.
     assert found["kernels"] is None or not Path(found["kernels"]).resolve().is_relative_to(repo)
+
+
+def _imported_lsd_modules(folder: Path) -> dict[str, set[str]]:
+    """File -> the ``lsd...`` / ``lsd_kernels...`` modules it imports (anywhere in the file)."""
+    import ast
+
+    found = {}
+    for path in sorted(folder.rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[str(path.relative_to(folder.parent))] = {n for n in names if n.split(".")[0] in ("lsd", "lsd_kernels")}
+    return found
+
+
+def test_imports_run_one_way():
+    """docs/architecture.md: kernels import no lsd; models import none of the layers above them."""
+    root = Path(__file__).resolve().parents[1]
+    kernels = _imported_lsd_modules(root / "kernels")
+    assert {f: n for f, n in kernels.items() if any(m.split(".")[0] == "lsd" for m in n)} == {}
+    above = ("lsd.training", "lsd.evaluation", "lsd.reproduction", "lsd.pipelines", "lsd.generation", "lsd.cli")
+    models = _imported_lsd_modules(root / "lsd" / "models")
+    upward = {f: sorted(m for m in n if m.startswith(above)) for f, n in models.items()}
+    assert {f: m for f, m in upward.items() if m} == {}
+    leaves = {**_imported_lsd_modules(root / "lsd" / "data"), **_imported_lsd_modules(root / "lsd" / "metrics")}
+    upward = {f: sorted(m for m in n if m.startswith((*above, "lsd.models"))) for f, n in leaves.items()}
+    assert {f: m for f, m in upward.items() if m} == {}

@@ -35,25 +35,31 @@ def available_configs() -> list[str]:
     return sorted(p.name.removesuffix(".json") for p in resources.files(__name__).iterdir() if p.name.endswith(".json"))
 
 
+def read_config_json(name_or_path: str | os.PathLike | dict, shipped, kind: str, choices: str) -> tuple[Any, str]:
+    """The one JSON config lookup: a dict (deep-copied), a JSON file path, or the name of a file
+    ``<name>.json`` in the ``shipped`` folder (an ``importlib.resources`` traversable). Returns the
+    parsed JSON and its source (the path read, or ``"<dict>"``). A name that is neither a file nor
+    shipped raises ``FileNotFoundError`` listing ``choices``; malformed JSON raises ``ValueError``
+    naming the file. ``kind`` names what is looked up in messages (``"config"``)."""
+    if isinstance(name_or_path, dict):
+        return json.loads(json.dumps(name_or_path)), "<dict>"
+    path = Path(name_or_path)
+    if not path.is_file():
+        candidate = shipped / f"{name_or_path}.json"
+        if not candidate.is_file():
+            raise FileNotFoundError(f"no {kind} {str(name_or_path)!r}: not a file and not one of {choices}")
+        path = Path(str(candidate))
+    try:
+        return json.loads(path.read_text()), str(path)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: invalid JSON ({err})") from err
+
+
 def load_config(name_or_path: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     """A config as a dict: a shipped name (``"movi-e"``), a JSON file path, or a dict (copied)."""
-    if isinstance(name_or_path, dict):
-        config = json.loads(json.dumps(name_or_path))
-        source = "<dict>"
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            shipped = resources.files(__name__) / f"{name_or_path}.json"
-            if not shipped.is_file():
-                raise FileNotFoundError(
-                    f"no config {str(name_or_path)!r}: not a file and not one of the shipped configs {available_configs()}"
-                )
-            path = Path(str(shipped))
-        source = str(path)
-        try:
-            config = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: invalid JSON ({err})") from err
+    config, source = read_config_json(
+        name_or_path, resources.files(__name__), "config", f"the shipped configs {available_configs()}"
+    )
     unknown = set(config) - set(CONFIG_KEYS)
     if unknown:
         raise ValueError(f"config {source}: unknown field(s) {sorted(unknown)}; allowed: {list(CONFIG_KEYS)}")
@@ -65,21 +71,17 @@ def load_config(name_or_path: str | os.PathLike | dict[str, Any]) -> dict[str, A
 
 def build_component(spec: dict[str, Any], field: str):
     """Instantiate one component entry (see the module docstring)."""
-    from lsd.models.lsd import _component_classes
+    from lsd.models.registry import component_class
 
     spec = dict(spec)
-    class_name = spec.pop("_class_name", None)
-    classes = _component_classes()
-    if class_name not in classes:
-        raise ValueError(f"config field {field!r}: _class_name {class_name!r} is not one of {sorted(classes)}")
-    cls = classes[class_name]
+    cls = component_class(spec.pop("_class_name", None), f"config field {field!r}")
     if "pretrained" in spec:
         return _load_pretrained(cls, spec, field)
     from lsd.models._config import init_defaults
 
     unknown = set(spec) - set(init_defaults(cls))
     if unknown:
-        raise ValueError(f"config field {field!r}: {class_name} has no argument(s) {sorted(unknown)}")
+        raise ValueError(f"config field {field!r}: {cls.__name__} has no argument(s) {sorted(unknown)}")
     return cls.from_config(spec)
 
 

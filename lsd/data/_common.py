@@ -23,6 +23,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from lsd.data.images import read_rgb
+from lsd.data.sample import LabelledSample
+from lsd.data.transforms import to_model_range
 
 PropertyKind = Literal["discrete", "continuous"]
 
@@ -137,6 +139,27 @@ def visible_vector(foreground: Iterable[bool], max_num_objects: int, masks: np.n
     visible[0] = bool((masks == 0).any())
     visible[1 : len(foreground) + 1] = torch.tensor(foreground, dtype=torch.bool)
     return visible
+
+
+def labelled_sample(
+    image: Image.Image,
+    masks: np.ndarray,
+    foreground_visible: Iterable[bool],
+    rows: Mapping[str, np.ndarray],
+    kinds: Mapping[str, PropertyKind],
+    max_num_objects: int,
+    label_path: Path,
+    index: int,
+) -> LabelledSample:
+    """The :class:`~lsd.data.sample.LabelledSample` of a reader's cropped/resized RGB ``image``,
+    GT id map ``masks`` ``(H, W)``, per-object visibility (GT ids 1..n) and label rows."""
+    return LabelledSample(
+        pixel_values=to_model_range(image),
+        masks=torch.from_numpy(masks.astype(np.int64)),
+        visible=visible_vector(foreground_visible, max_num_objects, masks),
+        labels=pad_labels(rows, kinds, max_num_objects, label_path),
+        index=index,
+    )
 
 
 def present_ids(masks: np.ndarray, num_objects: int) -> np.ndarray:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -17,16 +15,15 @@ from lsd.data._common import (
     crop_and_resize_mask,
     find_labelled_folder,
     frame_label_paths,
+    labelled_sample,
     list_frames,
-    pad_labels,
     per_object,
     present_ids,
     read_labelled_frame,
     read_visibility,
     require,
-    visible_vector,
 )
-from lsd.data.transforms import to_model_range
+from lsd.data.sample import LabelledSample
 
 CLEVR_PROPERTIES: dict[str, PropertyKind] = {
     "color": "discrete",
@@ -105,7 +102,7 @@ class ClevrWithMasksDataset(Dataset):
     def __len__(self) -> int:
         return len(self.frames)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | dict[str, torch.Tensor] | int]:
+    def __getitem__(self, index: int) -> LabelledSample:
         image_path = self.frames[index]
         image, segment, record, visibility, segment_path, json_path = read_labelled_frame(image_path, self.folder)
         if image.size != CLEVR_IMAGE_SIZE:
@@ -122,10 +119,6 @@ class ClevrWithMasksDataset(Dataset):
         width, height = CLEVR_IMAGE_SIZE
         rows["pixel_coords"] = (rows["pixel_coords"][:, :2] - [width / 2, height / 2]) / [width / 2, height / 2]
         visible = (visibility[1:] > 0) & present_ids(masks, count)
-        return {
-            "pixel_values": to_model_range(cropped),
-            "masks": torch.from_numpy(masks.astype(np.int64)),
-            "visible": visible_vector(visible, self.max_num_objects, masks),
-            "labels": pad_labels(rows, self.property_kinds, self.max_num_objects, json_path),
-            "index": index,
-        }
+        return labelled_sample(
+            cropped, masks, visible, rows, self.property_kinds, self.max_num_objects, json_path, index
+        )

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -16,15 +15,15 @@ from lsd.data._common import (
     PropertyKind,
     check_same_size,
     crop_and_resize_mask,
-    pad_labels,
+    labelled_sample,
     present_ids,
     read_index_png,
     read_json,
     require,
-    visible_vector,
 )
 from lsd.data.images import read_rgb
-from lsd.data.transforms import resize_and_crop, to_model_range
+from lsd.data.sample import LabelledSample
+from lsd.data.transforms import resize_and_crop
 
 CLEVRTEX_PROPERTIES: dict[str, PropertyKind] = {
     "color": "discrete",
@@ -222,7 +221,7 @@ class ClevrTexDataset(Dataset):
             rows["pixel_coords"][row] = ((x - width // 2) / (width // 2), (y - height // 2) / (height // 2))
         return rows, ids
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | dict[str, torch.Tensor] | int]:
+    def __getitem__(self, index: int) -> LabelledSample:
         image_path = self.images[index]
         flat_path = image_path.with_name(image_path.stem + "_flat.png")
         json_path = image_path.with_suffix(".json")
@@ -244,10 +243,6 @@ class ClevrTexDataset(Dataset):
         described = np.zeros(self.max_num_objects, dtype=bool)
         described[[i - 1 for i in ids]] = True
         visible = described & present_ids(masks, self.max_num_objects)
-        return {
-            "pixel_values": to_model_range(pixels),
-            "masks": torch.from_numpy(masks.astype(np.int64)),
-            "visible": visible_vector(visible, self.max_num_objects, masks),
-            "labels": pad_labels(rows, self.property_kinds, self.max_num_objects, json_path),
-            "index": index,
-        }
+        return labelled_sample(
+            pixels, masks, visible, rows, self.property_kinds, self.max_num_objects, json_path, index
+        )

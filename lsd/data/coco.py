@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from lsd.data._common import PropertyKind, pad_labels, present_ids, read_json, visible_vector
 from lsd.data.images import read_rgb
+from lsd.data.sample import LabelledSample
 from lsd.data.transforms import resize_and_crop, to_model_range
 
 COCO_PROPERTIES: dict[str, PropertyKind] = {"category": "discrete"}
@@ -103,7 +104,7 @@ class CocoDataset(Dataset):
             coverage += mask
         return ids, np.minimum(coverage, 255).astype(np.uint8)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | dict[str, torch.Tensor] | int]:
+    def __getitem__(self, index: int) -> LabelledSample:
         info = self.coco.imgs[self.image_ids[index]]
         image_path = self.image_folder / info["file_name"]
         image = read_rgb(image_path)
@@ -118,13 +119,13 @@ class CocoDataset(Dataset):
         masks = np.asarray(resize_and_crop(Image.fromarray(ids), size, resample=Image.NEAREST)).astype(np.int64)
         ignore = np.asarray(resize_and_crop(Image.fromarray(coverage), size, resample=Image.NEAREST)) > 1
         categories = np.array([[a["category_id"]] for a in annotations], dtype=np.float64).reshape(-1, 1)
-        return {
-            "pixel_values": to_model_range(resize_and_crop(image, self.resolution)),
-            "masks": torch.from_numpy(masks),
-            "ignore": torch.from_numpy(ignore),
-            "visible": visible_vector(present_ids(masks, len(annotations)), self.max_num_objects, masks),
-            "labels": pad_labels(
+        return LabelledSample(
+            pixel_values=to_model_range(resize_and_crop(image, self.resolution)),
+            masks=torch.from_numpy(masks),
+            ignore=torch.from_numpy(ignore),
+            visible=visible_vector(present_ids(masks, len(annotations)), self.max_num_objects, masks),
+            labels=pad_labels(
                 {"category": categories}, self.property_kinds, self.max_num_objects, self.annotation_path
             ),
-            "index": index,
-        }
+            index=index,
+        )

@@ -8,11 +8,11 @@ import random
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from lsd.data.transforms import imagenet_normalise, resize_and_crop, to_model_range
+from lsd.data.sample import ImageSample
+from lsd.data.transforms import dinov2_view, resize_and_crop, to_model_range
 
 
 def split_files(files: list[str], portion: tuple[float, float] | None, seed: int = 42) -> list[str]:
@@ -41,9 +41,10 @@ def read_rgb(path: str | os.PathLike) -> Image.Image:
 class GlobImageDataset(Dataset):
     """Images under ``root`` matching ``pattern`` (recursive ``**`` allowed), release-style.
 
-    Items: ``{"pixel_values": (3, R, R) float32 in [-1, 1], "index": int}`` plus
-    ``"backbone_pixel_values"`` (ImageNet-normalised, ``dinov2_resolution`` px, bicubic) when
-    ``dinov2_resolution`` is set. With ``flip``, an image is mirrored left-right with probability
+    Items: :class:`lsd.data.sample.ImageSample`: ``pixel_values`` ``(3, R, R)`` float32 in [-1, 1],
+    ``index``, plus
+    ``"backbone_pixel_values"`` (:func:`lsd.data.transforms.dinov2_view` at ``dinov2_resolution``
+    px: bilinear, centre crop, ImageNet-normalised, as the release) when ``dinov2_resolution`` is set. With ``flip``, an image is mirrored left-right with probability
     1/2, decided by ``(seed, epoch, index)`` so that runs and resumed runs see the same flips
     (call :meth:`set_epoch`).
     """
@@ -74,18 +75,14 @@ class GlobImageDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def get(self, index: int, epoch: int) -> dict[str, torch.Tensor | int]:
+    def get(self, index: int, epoch: int) -> ImageSample:
         """The item ``index`` as seen in ``epoch`` (flips depend on the epoch)."""
         image = read_rgb(self.files[index])
         if self._flips(index, epoch):
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
-        item: dict[str, torch.Tensor | int] = {
-            "pixel_values": to_model_range(resize_and_crop(image, self.resolution)),
-            "index": index,
-        }
+        item = ImageSample(pixel_values=to_model_range(resize_and_crop(image, self.resolution)), index=index)
         if self.dinov2_resolution:
-            view = resize_and_crop(image, self.dinov2_resolution, resample=Image.BICUBIC)
-            item["backbone_pixel_values"] = imagenet_normalise(view)
+            item["backbone_pixel_values"] = dinov2_view(image, self.dinov2_resolution)
         return item
 
     def __len__(self) -> int:
@@ -96,5 +93,5 @@ class GlobImageDataset(Dataset):
             return False
         return bool(np.random.default_rng((self.seed, epoch, index)).random() < 0.5)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+    def __getitem__(self, index: int) -> ImageSample:
         return self.get(index, self.epoch)

@@ -6,8 +6,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from lsd.data._common import (
@@ -16,16 +14,16 @@ from lsd.data._common import (
     check_ids,
     find_labelled_folder,
     frame_label_paths,
+    labelled_sample,
     list_frames,
-    pad_labels,
     per_object,
     read_labelled_frame,
     read_visibility,
     require,
     split_names,
-    visible_vector,
 )
-from lsd.data.transforms import resize_and_crop, to_model_range
+from lsd.data.sample import LabelledSample
+from lsd.data.transforms import resize_and_crop
 
 #: What the LSD evaluation predicts from slots on MOVi-C/E.
 MOVI_PROPERTIES: dict[str, PropertyKind] = {
@@ -113,7 +111,7 @@ class MoviDataset(Dataset):
     def __len__(self) -> int:
         return len(self.frames)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | dict[str, torch.Tensor] | int]:
+    def __getitem__(self, index: int) -> LabelledSample:
         image, masks, instances, visibility, segment_path, json_path = read_labelled_frame(
             self.frames[index], self.folder
         )
@@ -123,10 +121,7 @@ class MoviDataset(Dataset):
         rows = {
             key: per_object(require(instances, key, json_path), count, key, json_path) for key in self.property_kinds
         }
-        return {
-            "pixel_values": to_model_range(resize_and_crop(image, self.resolution)),
-            "masks": torch.from_numpy(masks.astype(np.int64)),
-            "visible": visible_vector(visibility > 0, self.max_num_objects, masks),
-            "labels": pad_labels(rows, self.property_kinds, self.max_num_objects, json_path),
-            "index": index,
-        }
+        return labelled_sample(
+            resize_and_crop(image, self.resolution), masks, visibility > 0, rows, self.property_kinds,
+            self.max_num_objects, json_path, index,
+        )  # fmt: skip

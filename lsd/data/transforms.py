@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+#: ImageNet channel statistics (RGB, of [0, 1] pixels): DINOv2's input normalisation. The one
+#: place the project writes them.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -54,8 +56,17 @@ def to_model_range(image: Image.Image) -> torch.Tensor:
     return to_tensor(image) * 2.0 - 1.0
 
 
-def imagenet_normalise(image: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> ImageNet-normalised float32 ``(3, H, W)`` (DINOv2's input)."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (to_tensor(image) - mean) / std
+def imagenet_normalise(pixels: torch.Tensor) -> torch.Tensor:
+    """``(..., 3, H, W)`` pixels in [0, 1] -> ImageNet-normalised (``(x - mean) / std`` per channel),
+    on the pixels' device, in their dtype."""
+    mean = torch.tensor(IMAGENET_MEAN, device=pixels.device, dtype=pixels.dtype).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=pixels.device, dtype=pixels.dtype).view(3, 1, 1)
+    return (pixels - mean) / std
+
+
+def dinov2_view(image: Image.Image, resolution: int) -> torch.Tensor:
+    """DINOv2's input as the release builds it (``src/data/dataset.py``: torchvision ``Resize`` +
+    ``CenterCrop`` + ``ToTensor`` + ``Normalize``): the shortest side BILINEAR-resized (PIL,
+    antialiased) to ``resolution``, the centre square cut, ImageNet-normalised; float32
+    ``(3, resolution, resolution)``. docs/model.md, "Stable-LSD"."""
+    return imagenet_normalise(to_tensor(resize_and_crop(image, resolution, resample=Image.BILINEAR)))

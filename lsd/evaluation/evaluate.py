@@ -1,6 +1,6 @@
 """Run a trained LSD over a labelled dataset: object-discovery scores and property probes.
 
-Per batch (the LSD release's evaluation, spec/metrics.md):
+Per batch (the LSD release's evaluation, docs/metrics.md):
 
     pixels (B, 3, R, R) --model.encode(noise)--> slots (B, S, D_out), attn (B, heads, N, S)
     pred  = argmax_s bilinear(sum_heads attn, GT size, align_corners=False)         (B, H, W)
@@ -15,9 +15,12 @@ is drawn from its own generator, seeded by ``SeedSequence((seed, i))`` (:func:`s
 results depend neither on the batch size nor on ``max_images`` nor on the device's RNG; the
 probes are seeded by ``probe_seed``.
 
-A DINOv2 backbone (Stable-LSD) gets the reader's ``pixel_values``, read at the backbone's input
-size, re-normalised from [-1, 1] to ImageNet statistics (:func:`_backbone_view`); training
-resizes its view with bicubic instead of the readers' bilinear filter.
+A DINOv2 backbone (Stable-LSD) gets the release's view: bilinear resize, centre crop, ImageNet
+normalisation (:func:`backbone_view`; training builds the same view with
+:func:`lsd.data.transforms.dinov2_view`).
+
+:func:`evaluate` (slots) and :func:`evaluate_segmenter` (baselines) share one scoring loop,
+:func:`score_dataset`.
 
 Ignored pixels (COCO's ``ignore``: pixels covered by more than one instance) are left out of
 every score, as DINOSAUR zeroes them in both the GT and the predicted masks; an object left
@@ -38,6 +41,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from lsd.data.sample import LabelledBatch
 from lsd.metrics import SegmentationAccumulator, collect_matched, fit_property_probes
 from lsd.metrics.matching import Matching, Ties
 from lsd.metrics.probes import DEFAULT_SEED as DEFAULT_PROBE_SEED
@@ -47,9 +51,13 @@ from lsd.models.lsd import attention_to_segmentation
 
 __all__ = [
     "EvaluationResult",
+    "Predictor",
+    "ScoredDataset",
     "Segmenter",
+    "backbone_view",
     "evaluate",
     "evaluate_segmenter",
+    "score_dataset",
     "slot_noise",
     "DEFAULT_PROBE_SEED",
     "DEFAULT_PROBE_STEPS",
@@ -80,15 +88,23 @@ def slot_noise(seed: int, indices: Sequence[int], num_slots: int, slot_size: int
     return torch.stack(rows) if rows else torch.zeros(0, num_slots, slot_size)
 
 
-def _backbone_view(model, pixel_values: torch.Tensor) -> torch.Tensor | None:
-    """The DINOv2 backbone's ImageNet-normalised input, from ``[-1, 1]`` pixels; None for a CNN backbone."""
-    from lsd.models.dinov2 import IMAGENET_MEAN, IMAGENET_STD, DINOv2Backbone
+def backbone_view(model, pixel_values: torch.Tensor, backbone_pixel_values: torch.Tensor | None = None):
+    """The backbone's own input for a batch, or None when it takes ``pixel_values`` (a CNN backbone).
+
+    For a DINOv2 backbone (Stable-LSD): ``backbone_pixel_values`` when the reader made them
+    (:func:`lsd.data.transforms.dinov2_view`, the release's transform), else ``pixel_values``
+    ``(B, 3, R, R)`` in [-1, 1], read at the backbone's input size by the readers' same bilinear
+    resize and centre crop, mapped to [0, 1] and ImageNet-normalised
+    (:func:`lsd.data.transforms.imagenet_normalise`): the same transform.
+    """
+    from lsd.data.transforms import imagenet_normalise
+    from lsd.models.dinov2 import DINOv2Backbone
 
     if not isinstance(model.backbone, DINOv2Backbone):
         return None
-    mean = torch.tensor(IMAGENET_MEAN, device=pixel_values.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=pixel_values.device).view(1, 3, 1, 1)
-    return ((pixel_values + 1) / 2 - mean) / std
+    if backbone_pixel_values is not None:
+        return backbone_pixel_values
+    return imagenet_normalise((pixel_values + 1) / 2)
 
 
 @dataclass
@@ -203,6 +219,103 @@ def _conventions(
     }
 
 
+#: ``predict(batch, indices)`` -> ``(pred, slots)``: segment ids ``(B, H, W)`` int64 at the GT mask
+#: size on the CPU, and the slot vectors ``(B, S, D)`` float32 on the CPU (or None: nothing to probe).
+Predictor = Callable[[LabelledBatch, range], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+@dataclass
+class ScoredDataset:
+    """What :func:`score_dataset` gathered over a dataset.
+
+    Attributes:
+        accumulator: the segmentation scores (``compute()``, ``num_images``, ``num_matched_objects``).
+        num_scored_objects: visible foreground GT objects scored.
+        ignores: whether any image had ignored pixels.
+        slots: matched slots ``(M, D)`` per batch (empty without properties or slots).
+        labels: property -> its matched labels per batch, aligned with ``slots``.
+        examples: the first few images: ``pixel_values``, ``masks``, ``pred`` on the CPU.
+    """
+
+    accumulator: SegmentationAccumulator
+    num_scored_objects: int
+    ignores: bool
+    slots: list[torch.Tensor]
+    labels: dict[str, list[torch.Tensor]]
+    examples: dict[str, torch.Tensor]
+
+
+def _check_sizes(batch_size: int, max_images: int | None) -> None:
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    if max_images is not None and max_images < 1:
+        raise ValueError(f"`max_images` must be >= 1, got {max_images}")
+
+
+def score_dataset(
+    predict: Predictor,
+    dataset: Dataset,
+    *,
+    num_segments: int,
+    property_kinds: dict[str, str] | None = None,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    matching: Matching = "cosine",
+    ties: Ties = "canonical",
+    max_images: int | None = None,
+    num_examples: int = 4,
+    progress: bool = True,
+    description: str = "evaluate",
+) -> ScoredDataset:
+    """The one scoring loop: the batches (:class:`lsd.data.sample.LabelledBatch`) of ``dataset`` in
+    order, ``predict`` on each, segmentation scores against the GT (``masks``, ``visible``, optional
+    ``ignore``; docs/metrics.md), and the matched slots and labels gathered for the probes when
+    ``property_kinds`` is given and ``predict`` returns slots.
+
+    Image ``i`` of the loop is the dataset's item ``i`` (``indices`` passed to ``predict``), so
+    seeds keyed on it do not depend on ``batch_size`` or ``max_images``.
+    """
+    _check_sizes(batch_size, max_images)
+    kinds = dict(property_kinds or {})
+    count = len(dataset) if max_images is None else min(max_images, len(dataset))
+    subset = dataset if count == len(dataset) else Subset(dataset, range(count))
+    accumulator = SegmentationAccumulator(
+        num_segments, matching=matching, ties=ties, max_num_obj=dataset.max_num_objects
+    )
+    slot_parts: list[torch.Tensor] = []
+    label_parts: dict[str, list[torch.Tensor]] = {name: [] for name in kinds}
+    examples: dict[str, list[torch.Tensor]] = {"pixel_values": [], "masks": [], "pred": []}
+    num_scored, ignores, position = 0, False, 0
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    for batch in tqdm(loader, desc=description, unit="batch", disable=not progress):
+        pixels, true = batch["pixel_values"], batch["masks"]  # (B, 3, R, R), (B, H, W)
+        indices = range(position, position + pixels.shape[0])
+        position += pixels.shape[0]
+        pred, slots = predict(batch, indices)
+        ignore = batch.get("ignore")
+        ignores = ignores or ignore is not None
+        pairs, scored = _score(accumulator, true, pred, batch["visible"], ignore)
+        num_scored += scored
+        if kinds and slots is not None:
+            labels = {name: batch["labels"][name] for name in kinds}
+            matched_slots, matched = collect_matched(slots, pairs, labels, label_offset=1)
+            slot_parts.append(matched_slots)
+            for name in kinds:
+                label_parts[name].append(matched[name])
+        kept = num_examples - sum(x.shape[0] for x in examples["masks"])
+        if kept > 0:
+            for key, value in (("pixel_values", pixels), ("masks", true), ("pred", pred)):
+                examples[key].append(value[:kept].cpu())
+    return ScoredDataset(
+        accumulator=accumulator,
+        num_scored_objects=num_scored,
+        ignores=ignores,
+        slots=slot_parts,
+        labels=label_parts,
+        examples={k: torch.cat(v) for k, v in examples.items() if v},
+    )
+
+
 @torch.no_grad()
 def evaluate(
     model,
@@ -240,12 +353,9 @@ def evaluate(
         num_examples: images kept in ``result.examples`` (for figures).
         progress: show a tqdm bar.
     """
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    _check_sizes(batch_size, max_images)
     if probe_steps < 0:
         raise ValueError(f"`probe_steps` must be >= 0, got {probe_steps}")
-    if max_images is not None and max_images < 1:
-        raise ValueError(f"`max_images` must be >= 1, got {max_images}")
     slot_noise(seed, [], 1, 1)  # validates `seed` before any work
     start_time = time.perf_counter()
     if device is not None:
@@ -256,43 +366,25 @@ def evaluate(
     num_slots, learnable_init = config.num_slots, config.learnable_slot_init
     kinds = dict(getattr(dataset, "property_kinds", {}))
     max_num_obj = dataset.max_num_objects
-    count = len(dataset) if max_images is None else min(max_images, len(dataset))
-    subset = dataset if count == len(dataset) else Subset(dataset, range(count))
 
-    accumulator = SegmentationAccumulator(num_slots, matching=matching, ties=ties, max_num_obj=max_num_obj)
-    slot_parts: list[torch.Tensor] = []
-    label_parts: dict[str, list[torch.Tensor]] = {name: [] for name in kinds}
-    examples: dict[str, list[torch.Tensor]] = {"pixel_values": [], "masks": [], "pred": []}
-    num_scored, ignores, position = 0, False, 0
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
-        pixels = batch["pixel_values"]  # (B, 3, R, R)
-        indices = range(position, position + pixels.shape[0])
-        position += pixels.shape[0]
+    def predict(batch: LabelledBatch, indices: range) -> tuple[torch.Tensor, torch.Tensor]:
         noise = None
         if not learnable_init:
             noise = slot_noise(seed, indices, num_slots, config.slot_size)
             noise = noise.to(device=device, dtype=model.slot_attention.slot_mu.dtype)
-        pixels_on_device = pixels.to(device)
-        encoding = model.encode(
-            pixels_on_device, noise=noise, backbone_pixel_values=_backbone_view(model, pixels_on_device)
-        )
-        true = batch["masks"]  # (B, H, W)
-        pred = attention_to_segmentation(encoding.attn, tuple(true.shape[-2:])).cpu()  # (B, H, W)
-        ignore = batch.get("ignore")
-        ignores = ignores or ignore is not None
-        pairs, scored = _score(accumulator, true, pred, batch["visible"], ignore)
-        num_scored += scored
-        if kinds:
-            labels = {name: batch["labels"][name] for name in kinds}
-            slots, matched = collect_matched(encoding.slots.float().cpu(), pairs, labels, label_offset=1)
-            slot_parts.append(slots)
-            for name in kinds:
-                label_parts[name].append(matched[name])
-        kept = num_examples - sum(x.shape[0] for x in examples["masks"])
-        if kept > 0:
-            for key, value in (("pixel_values", pixels), ("masks", true), ("pred", pred)):
-                examples[key].append(value[:kept].cpu())
+        pixels = batch["pixel_values"].to(device)
+        own_view = batch.get("backbone_pixel_values")
+        view = backbone_view(model, pixels, None if own_view is None else own_view.to(device))
+        encoding = model.encode(pixels, noise=noise, backbone_pixel_values=view)
+        pred = attention_to_segmentation(encoding.attn, tuple(batch["masks"].shape[-2:])).cpu()  # (B, H, W)
+        return pred, encoding.slots.float().cpu()
+
+    scored = score_dataset(
+        predict, dataset, num_segments=num_slots, batch_size=batch_size, matching=matching, ties=ties,
+        max_images=max_images, num_examples=num_examples, num_workers=num_workers, property_kinds=kinds,
+        progress=progress, description="evaluate",
+    )  # fmt: skip
+    accumulator, slot_parts, label_parts = scored.accumulator, scored.slots, scored.labels
 
     probes: dict[str, float] = {}
     probe_note = None
@@ -317,14 +409,14 @@ def evaluate(
         probes=probes,
         probe_kinds=kinds,
         num_images=accumulator.num_images,
-        num_scored_objects=num_scored,
+        num_scored_objects=scored.num_scored_objects,
         num_matched_objects=num_matched,
         num_slots=num_slots,
         max_num_objects=max_num_obj,
-        conventions=_conventions(matching, ties, seed, probe_seed, probe_steps, ignores),
+        conventions=_conventions(matching, ties, seed, probe_seed, probe_steps, scored.ignores),
         probe_note=probe_note,
         seconds=time.perf_counter() - start_time,
-        examples={k: torch.cat(v) for k, v in examples.items() if v},
+        examples=scored.examples,
     )
 
 
@@ -353,37 +445,24 @@ def evaluate_segmenter(
     in ``[0, num_segments)`` at any size; they are resized to the GT mask size with nearest
     neighbour interpolation.
     """
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
-    if max_images is not None and max_images < 1:
-        raise ValueError(f"`max_images` must be >= 1, got {max_images}")
     start_time = time.perf_counter()
-    count = len(dataset) if max_images is None else min(max_images, len(dataset))
-    subset = dataset if count == len(dataset) else Subset(dataset, range(count))
-    accumulator = SegmentationAccumulator(
-        num_segments, matching=matching, ties=ties, max_num_obj=dataset.max_num_objects
-    )
-    examples: dict[str, list[torch.Tensor]] = {"pixel_values": [], "masks": [], "pred": []}
-    num_scored, ignores, position = 0, False, 0
-    for batch in tqdm(DataLoader(subset, batch_size=batch_size), desc=description, unit="batch", disable=not progress):
-        pixels, true = batch["pixel_values"], batch["masks"]
-        indices = range(position, position + pixels.shape[0])
-        position += pixels.shape[0]
+
+    def predict(batch: LabelledBatch, indices: range) -> tuple[torch.Tensor, None]:
+        pixels = batch["pixel_values"]
         ids = segment(pixels, indices)
         if ids.shape[0] != pixels.shape[0] or ids.ndim != 3:
             raise ValueError(f"{description}: segmenter returned {tuple(ids.shape)} for {pixels.shape[0]} images")
         if int(ids.min()) < 0 or int(ids.max()) >= num_segments:
             raise ValueError(f"{description}: segment ids outside [0, {num_segments})")
-        pred = F.interpolate(ids[:, None].float(), size=tuple(true.shape[-2:]), mode="nearest")[:, 0].long()
-        ignore = batch.get("ignore")
-        ignores = ignores or ignore is not None
-        _, scored = _score(accumulator, true, pred, batch["visible"], ignore)
-        num_scored += scored
-        kept = num_examples - sum(x.shape[0] for x in examples["masks"])
-        if kept > 0:
-            for key, value in (("pixel_values", pixels), ("masks", true), ("pred", pred)):
-                examples[key].append(value[:kept].cpu())
-    conventions = _conventions(matching, ties, 0, DEFAULT_PROBE_SEED, 0, ignores)
+        size = tuple(batch["masks"].shape[-2:])
+        return F.interpolate(ids[:, None].float(), size=size, mode="nearest")[:, 0].long(), None
+
+    scored = score_dataset(
+        predict, dataset, num_segments=num_segments, batch_size=batch_size, matching=matching, ties=ties,
+        max_images=max_images, num_examples=num_examples, progress=progress, description=description,
+    )  # fmt: skip
+    accumulator = scored.accumulator
+    conventions = _conventions(matching, ties, 0, DEFAULT_PROBE_SEED, 0, scored.ignores)
     conventions["segmentation"] = f"{description}: segment ids resized to the GT size (nearest)"
     del conventions["slot_init_noise"], conventions["probes"]
     return EvaluationResult(
@@ -391,12 +470,12 @@ def evaluate_segmenter(
         probes={},
         probe_kinds={},
         num_images=accumulator.num_images,
-        num_scored_objects=num_scored,
+        num_scored_objects=scored.num_scored_objects,
         num_matched_objects=accumulator.num_matched_objects,
         num_slots=num_segments,
         max_num_objects=dataset.max_num_objects,
         conventions=conventions,
         probe_note="a baseline segmenter has no slots to probe",
         seconds=time.perf_counter() - start_time,
-        examples={k: torch.cat(v) for k, v in examples.items() if v},
+        examples=scored.examples,
     )

@@ -12,11 +12,11 @@ import platform
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from lsd._atomic import save_figure_atomic, write_text_atomic
+from lsd._atomic import write_text_atomic
 from lsd.evaluation.evaluate import EvaluationResult
+from lsd.figures import plot_segmentations
 
 __all__ = ["RESULT_FILES", "versions", "results_record", "markdown_table", "plot_segmentations", "write_report"]
 
@@ -85,41 +85,6 @@ def _markdown(result: EvaluationResult, record: dict[str, Any]) -> str:
     if result.probe_note:
         lines += [f"Probes: {result.probe_note}.", ""]
     return "\n".join(lines)
-
-
-def _colour_ids(ids: np.ndarray, num_colours: int, background_black: bool) -> np.ndarray:
-    """``(H, W)`` ids -> ``(H, W, 3)`` float colours (tab20, cycled; GT id 0 black)."""
-    from matplotlib import colormaps
-
-    table = np.array(colormaps["tab20"].colors)
-    palette = table[np.arange(num_colours) % len(table)]
-    if background_black:
-        palette = np.concatenate([np.zeros((1, 3)), palette[:-1]])
-    return palette[ids]
-
-
-def plot_segmentations(examples: dict[str, torch.Tensor], path: str | os.PathLike, num_slots: int) -> None:
-    """One row per example image: the image, its GT masks, the predicted slot masks."""
-    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
-
-    count = examples["masks"].shape[0]
-    num_gt = int(examples["masks"].max()) + 1
-    fig = Figure(figsize=(6, 2 * count))
-    axes = fig.subplots(count, 3, squeeze=False)
-    for row in range(count):
-        image = ((examples["pixel_values"][row].float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
-        panels = (
-            ("image", image),
-            ("ground truth", _colour_ids(examples["masks"][row].numpy(), num_gt, True)),
-            ("prediction", _colour_ids(examples["pred"][row].numpy(), num_slots, False)),
-        )
-        for col, (title, picture) in enumerate(panels):
-            axes[row, col].imshow(picture, interpolation="nearest")
-            axes[row, col].set_axis_off()
-            if row == 0:
-                axes[row, col].set_title(title)
-    fig.tight_layout()
-    save_figure_atomic(fig, path)
 
 
 def write_report(result: EvaluationResult, output: str | os.PathLike, **meta: Any) -> dict[str, Any]:

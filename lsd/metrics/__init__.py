@@ -1,6 +1,6 @@
 """Segmentation metrics (FG-ARI, mBO, mIoU), property-prediction probes and FID.
 
-Conventions are those of spec/metrics.md and the LSD release; each module's docstring pins them:
+Conventions are those of docs/metrics.md and the LSD release; each module's docstring pins them:
 
 - :mod:`lsd.metrics.ari` -- ``fg_ari``: per-image foreground ARI with sklearn's semantics.
 - :mod:`lsd.metrics.matching` -- IoU, the release's cosine cost, Hungarian matching, ties.

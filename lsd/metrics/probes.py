@@ -1,6 +1,6 @@
 """Property prediction from slots: linear / MLP probes on matched (GT object, slot) pairs.
 
-The protocol of the LSD release (spec/metrics.md, "Property prediction from slots"):
+The protocol of the LSD release (docs/metrics.md, "Property prediction from slots"):
 
 1. For every matched (GT object, slot) pair of the Hungarian matching
    (:func:`lsd.metrics.match_slots`), collect the slot vector and the object's labels

@@ -1,6 +1,6 @@
 """Object-discovery scores: FG-ARI, mBO and Hungarian mIoU, per batch and over a dataset.
 
-Conventions (spec/metrics.md; the LSD release's evaluation unless stated):
+Conventions (docs/metrics.md; the LSD release's evaluation unless stated):
 
 - ``true`` ``(B, H, W)``: GT ids, 0 = background, objects ``1..K``. ``pred`` ``(B, H, W)``: slot ids
   in ``[0, num_slots)`` (argmax of the bilinearly resized attention maps).

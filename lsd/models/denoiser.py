@@ -12,36 +12,14 @@ the embedding.
 
 from __future__ import annotations
 
-import torch
 from diffusers import UNet2DConditionModel
 from diffusers.configuration_utils import register_to_config
-from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
+from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
 from lsd.backends import resolve_kernel_backend
 from lsd.models._config import extends_init
+from lsd.models.attention import PositionalAttnProcessor, SlotCrossAttnProcessor
 from lsd.models.positional import POS_TYPES, build_positional_embedding
-
-
-class PositionalAttnProcessor:
-    """Adds ``attn.pos_emb`` to the query-side hidden states ``(B, N, C)``, then runs ``inner``."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-
-    def __call__(
-        self,
-        attn: Attention,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        temb: torch.Tensor | None = None,
-        **kwargs,
-    ) -> torch.Tensor:
-        hidden_states = attn.pos_emb(hidden_states)
-        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"PositionalAttnProcessor({type(self.inner).__name__})"
 
 
 def _block_resolutions(unet: UNet2DConditionModel) -> dict[str, list[int]]:
@@ -82,8 +60,6 @@ def set_unet_kernel_backend(unet: UNet2DConditionModel, name: str) -> str:
     """
     resolved = resolve_kernel_backend(name, unet.device)
     if resolved == "triton":
-        from lsd_kernels.slot_cross_attention import SlotCrossAttnProcessor
-
         processors = {}
         for proc_name in unet.attn_processors:
             module = unet.get_submodule(proc_name.removesuffix(".processor"))

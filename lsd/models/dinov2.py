@@ -12,10 +12,6 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from lsd.models.pretrained import DINOV2_BASE_REPO, resolve_pretrained
 
-#: DINOv2 expects ImageNet-normalised pixels.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def _transformers():
     try:

@@ -29,38 +29,17 @@ from dataclasses import dataclass
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
+from lsd_kernels.reference import slot_attention_updates_ref
 from torch import nn
 
 from lsd.backends import resolve_kernel_backend
 from lsd.models.positional import CartesianPositionalEmbedding
 
+__all__ = ["SlotAttention", "SlotAttentionOutput", "slot_attention_updates_ref"]
+
+#: The read-out of one iteration: :func:`lsd_kernels.reference.slot_attention_updates_ref` (torch
+#: backend) or the fused :func:`lsd_kernels.slot_attention.slot_attention_updates` (triton backend).
 UpdatesFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]]
-
-
-def slot_attention_updates_ref(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, epsilon: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One slot-attention read-out: the op the fused kernel replaces.
-
-    Args:
-        q: queries ``(B, H, S, d)``.
-        k: keys ``(B, H, N, d)``, already multiplied by ``slot_size ** -0.5``.
-        v: values ``(B, H, N, d)``.
-        epsilon: added to the attention before normalising over inputs.
-
-    Returns:
-        ``updates`` ``(B, H, S, d)``: the attention-weighted mean of ``v`` per slot and head;
-        ``attn`` ``(B, H, N, S)``: softmax over heads x slots jointly (sums to 1 over ``(H, S)``).
-    """
-    batch, heads, num_inputs, _ = k.shape
-    num_slots = q.shape[2]
-    logits = torch.einsum("bhnd,bhsd->bhns", k, q)  # (B, H, N, S)
-    joint = logits.transpose(1, 2).reshape(batch, num_inputs, heads * num_slots)  # (B, N, H*S)
-    attn = joint.softmax(dim=-1).reshape(batch, num_inputs, heads, num_slots).transpose(1, 2)  # (B, H, N, S)
-    weights = attn + epsilon
-    weights = weights / weights.sum(dim=2, keepdim=True)  # normalise over inputs N
-    updates = torch.einsum("bhns,bhnd->bhsd", weights, v)  # (B, H, S, d)
-    return updates, attn
 
 
 @dataclass

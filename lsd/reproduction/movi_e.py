@@ -222,7 +222,7 @@ def _lsd_record(result, label: str, role: str, **extra: Any) -> dict[str, Any]:
 
 def _reconstruct(model, pixel_values: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
     """Decode each image's slots back to an image (DPM-Solver++, ``steps`` steps); ``(n, 3, R, R)``."""
-    from lsd.evaluation.evaluate import _backbone_view, slot_noise
+    from lsd.evaluation.evaluate import backbone_view, slot_noise
 
     config = model.slot_attention.config
     noise = None
@@ -231,7 +231,7 @@ def _reconstruct(model, pixel_values: torch.Tensor, seed: int, steps: int) -> to
         noise = noise.to(device=model.device, dtype=model.slot_attention.slot_mu.dtype)
     pixels = pixel_values.to(model.device)
     with torch.no_grad():
-        slots = model.encode(pixels, noise=noise, backbone_pixel_values=_backbone_view(model, pixels)).slots
+        slots = model.encode(pixels, noise=noise, backbone_pixel_values=backbone_view(model, pixels)).slots
     from lsd.pipelines import LSDPipeline
 
     generator = torch.Generator(device=model.device).manual_seed(seed)
@@ -247,8 +247,8 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
     from lsd.evaluation import build_dataset, evaluate, evaluate_segmenter, input_resolution
     from lsd.evaluation.loading import resolve_checkpoint
     from lsd.evaluation.report import versions
+    from lsd.figures import plot_reconstructions, plot_segmentation_comparison, plot_training_curves
     from lsd.models.lsd import LatentSlotDiffusion
-    from lsd.reproduction.figures import plot_reconstructions, plot_segmentation_comparison, plot_training_curves
     from lsd.reproduction.table import results_table, to_markdown, to_terminal
 
     start = time.perf_counter()

@@ -56,3 +56,46 @@ def test_glob_dataset_items_flips_and_errors(tmp_path):
         broken[broken.files.index(str(tmp_path / "bad.png"))]
     with pytest.raises(FileNotFoundError, match="no images match"):
         GlobImageDataset(tmp_path, 8, "*.jpg")
+
+
+def _release_dinov2_view(image: Image.Image, size: int) -> np.ndarray:
+    """The release's DINOv2 transform restated literally (torchvision Resize(size) + CenterCrop(size)
+    + ToTensor + Normalize(ImageNet mean, std) on a PIL image), in numpy."""
+    width, height = image.size
+    if width <= height:
+        new_w, new_h = size, int(size * height / width)
+    else:
+        new_w, new_h = int(size * width / height), size
+    resized = image.resize((new_w, new_h), resample=Image.BILINEAR)
+    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    array = np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
+    mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
+    return ((array - mean) / std).transpose(2, 0, 1)
+
+
+def test_dinov2_view_is_the_release_transform_in_training_and_evaluation(tmp_path):
+    from types import SimpleNamespace
+
+    from lsd.data.transforms import dinov2_view
+    from lsd.evaluation.evaluate import backbone_view
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (45, 61, 3), dtype=np.uint8))  # resized and cropped
+    expected = torch.from_numpy(_release_dinov2_view(image, 28))
+    view = dinov2_view(image, 28)
+    torch.testing.assert_close(view, expected, rtol=0, atol=1e-6)
+    bicubic = np.asarray(resize_and_crop(image, 28, resample=Image.BICUBIC), dtype=np.float32)
+    assert not np.allclose(np.asarray(resize_and_crop(image, 28)), bicubic)  # the filter is pinned
+    image.save(tmp_path / "a.png")  # training reads the same view
+    item = GlobImageDataset(tmp_path, 16, "*.png", dinov2_resolution=28)[0]
+    torch.testing.assert_close(item["backbone_pixel_values"], view, rtol=0, atol=0)
+    # Evaluation: the reader's [-1, 1] pixels at the backbone's size, re-normalised: the same view.
+    pytest.importorskip("transformers")
+    from lsd.models.dinov2 import DINOv2Backbone
+
+    backbone = DINOv2Backbone.__new__(DINOv2Backbone)  # only its type is consulted
+    model = SimpleNamespace(backbone=backbone)
+    pixels = to_model_range(resize_and_crop(image, 28))[None]
+    torch.testing.assert_close(backbone_view(model, pixels)[0], expected, rtol=0, atol=1e-5)
+    assert backbone_view(model, pixels, view[None]) is not None
+    assert backbone_view(SimpleNamespace(backbone=torch.nn.Identity()), pixels) is None

@@ -184,9 +184,9 @@ def test_a_dinov2_backbone_gets_the_imagenet_normalised_view():
 
     from PIL import Image
 
-    from lsd.data.transforms import imagenet_normalise, to_model_range
+    from lsd.data.transforms import dinov2_view, to_model_range
     from lsd.evaluation import input_resolution
-    from lsd.evaluation.evaluate import _backbone_view
+    from lsd.evaluation.evaluate import backbone_view
     from lsd.models.dinov2 import DINOv2Backbone
 
     config = transformers.Dinov2Config(
@@ -195,9 +195,9 @@ def test_a_dinov2_backbone_gets_the_imagenet_normalised_view():
     model = SimpleNamespace(backbone=DINOv2Backbone(dinov2_config=config.to_dict(), input_resolution=28))
     assert input_resolution(model) == 28
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (28, 28, 3), dtype=np.uint8))
-    view = _backbone_view(model, to_model_range(image)[None])
-    torch.testing.assert_close(view[0], imagenet_normalise(image), rtol=0, atol=1e-5)
-    assert _backbone_view(SimpleNamespace(backbone=torch.nn.Identity()), view) is None
+    view = backbone_view(model, to_model_range(image)[None])
+    torch.testing.assert_close(view[0], dinov2_view(image, 28), rtol=0, atol=1e-5)
+    assert backbone_view(SimpleNamespace(backbone=torch.nn.Identity()), view) is None
 
 
 def test_evaluate_segmenter_scores_any_segmenter_like_slots(dataset):

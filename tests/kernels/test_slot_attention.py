@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lsd_kernels.slot_attention import slot_attention_updates, slot_attention_updates_ref
+from lsd_kernels.reference import slot_attention_updates_ref
+from lsd_kernels.slot_attention import slot_attention_updates
 
 from ._compare import FP32_ATOL, FP32_RTOL, assert_close, assert_within_2x_of_torch
 

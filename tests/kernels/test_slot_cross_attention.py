@@ -10,7 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
-from lsd_kernels.slot_cross_attention import SlotCrossAttnProcessor, slot_cross_attention, slot_cross_attention_ref
+from lsd_kernels.reference import slot_cross_attention_ref
+from lsd_kernels.slot_cross_attention import slot_cross_attention
+
+from lsd.models.attention import SlotCrossAttnProcessor
 
 from ._compare import FP32_ATOL, FP32_RTOL, assert_close, assert_within_2x_of_torch
 

@@ -1,6 +1,6 @@
 """A slow, literal re-statement of the LSD release's segmentation evaluation, used as an oracle.
 
-Written from the protocol in spec/metrics.md, not from our implementation: dense one-hot masks,
+Written from the protocol in docs/metrics.md, not from our implementation: dense one-hot masks,
 the cosine cost as a float32 matmul, the padded ``(K+1) x S`` matrix with background / invisible
 rows at 10000, one ``linear_sum_assignment`` per image, boolean-mask IoUs, sklearn ARI per image.
 """

@@ -1,4 +1,4 @@
-"""An independent slot-attention oracle written from spec/model.md, on a state dict.
+"""An independent slot-attention oracle written from docs/model.md, on a state dict.
 
 Deliberately plain: explicit loops over heads, no shared code with lsd.models.slot_attention.
 """

@@ -10,6 +10,8 @@ transformers = pytest.importorskip("transformers")
 from lsd.models.dinov2 import DINOv2Backbone  # noqa: E402
 from lsd.models.pretrained import PretrainedNotFound  # noqa: E402
 
+from ._roundtrip import assert_round_trip  # noqa: E402
+
 HIDDEN, PATCH, RES = 32, 14, 28
 SIDE = RES // PATCH  # 2x2 patch grid
 
@@ -105,18 +107,10 @@ def test_feature_properties():
 
 
 def test_save_and_from_pretrained_round_trip_is_exact(tmp_path):
-    backbone = _backbone(seed=1)
-    backbone.save_pretrained(tmp_path / "backbone")
-
-    torch.manual_seed(123)
-    loaded = DINOv2Backbone.from_pretrained(tmp_path / "backbone").eval()
-
-    assert loaded.config.input_resolution == RES
-    assert loaded.model.config.hidden_size == HIDDEN
-    _assert_same_state(loaded.state_dict(), backbone.state_dict())
     pixels = _pixels()
-    with torch.no_grad():
-        assert torch.equal(loaded(pixels), backbone(pixels))
+    loaded = assert_round_trip(_backbone(seed=1), tmp_path / "backbone", lambda m: m(pixels))
+    assert type(loaded) is DINOv2Backbone and loaded.config.input_resolution == RES
+    assert loaded.model.config.hidden_size == HIDDEN
 
 
 def test_from_dinov2_local_folder_loads_saved_weights(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from lsd.reproduction.paper import paper_numbers, paper_table
 from lsd.reproduction.table import PROVENANCE_COLUMN, results_table, to_markdown
 
-# The paper's MOVi-E numbers as spec/paper-numbers.md gives them (typed here, not read from the code).
+# The paper's MOVi-E numbers as docs/paper-numbers.md gives them (typed here, not read from the code).
 PAPER_MOVI_E_MIOU = {"LSD": 37.64, "SLATE": 28.59, "SLATE+": 20.63}
 PAPER_SHAPE_ACCURACY = {"LSD": 80.23, "SLATE": 74.24, "SLATE+": 71.63}
 

@@ -1,6 +1,11 @@
-"""Figures of a reproduction: training curves with the slot diagnostic, segmentations of held-out
-scenes side by side, and reconstructions decoded from slots. Each is written atomically (a
-temporary file renamed into place) with matplotlib's object API (no pyplot global state)."""
+"""Every figure the project draws: an evaluation's segmentations, a reproduction's training curves
+with the slot diagnostic, segmentations of held-out scenes side by side and reconstructions
+decoded from slots. Each is written atomically (a temporary file renamed into place) with
+matplotlib's object API (no pyplot global state); matplotlib is imported on first use.
+
+Conventions: images ``(3, H, W)`` in [-1, 1]; GT ids 0 = background (drawn black), 1..K objects;
+slot / segment ids 0..S-1; ids are coloured with tab20, cycled.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,36 @@ import numpy as np
 import torch
 
 from lsd._atomic import save_figure_atomic
-from lsd.evaluation.report import _colour_ids
+
+
+def colour_ids(ids: np.ndarray, num_colours: int, background_black: bool) -> np.ndarray:
+    """``(H, W)`` ids -> ``(H, W, 3)`` float colours (tab20, cycled; id 0 black when
+    ``background_black``, as for GT masks)."""
+    from matplotlib import colormaps
+
+    table = np.array(colormaps["tab20"].colors)
+    palette = table[np.arange(num_colours) % len(table)]
+    if background_black:
+        palette = np.concatenate([np.zeros((1, 3)), palette[:-1]])
+    return palette[ids]
+
+
+def _panel_grid(rows: list[list[tuple[str, np.ndarray]]], path, cell: float, fontsize: float | None) -> None:
+    """Draw ``rows`` of ``(title, (H, W, 3) picture)`` panels in a grid, titles on the first row,
+    and save it to ``path``."""
+    from matplotlib.figure import Figure
+
+    count, columns = len(rows), max(len(r) for r in rows)
+    fig = Figure(figsize=(cell * columns, cell * count + 0.4))
+    axes = fig.subplots(count, columns, squeeze=False)
+    for row, panels in enumerate(rows):
+        for col, (title, picture) in enumerate(panels):
+            axes[row, col].imshow(picture, interpolation="nearest")
+            axes[row, col].set_axis_off()
+            if row == 0:
+                axes[row, col].set_title(title, fontsize=fontsize)
+    fig.tight_layout()
+    save_figure_atomic(fig, path)
 
 
 def _image(pixels: torch.Tensor) -> np.ndarray:
@@ -73,23 +107,13 @@ def plot_segmentation_comparison(
     ``pixel_values`` ``(n, 3, R, R)`` in [-1, 1]; ``masks`` ``(n, H, W)`` GT ids (0 = background);
     ``predictions``: column title -> (ids ``(n, H, W)``, number of segments).
     """
-    from matplotlib.figure import Figure
-
-    count = pixel_values.shape[0]
-    columns = 2 + len(predictions)
-    fig = Figure(figsize=(1.9 * columns, 1.9 * count + 0.4))
-    axes = fig.subplots(count, columns, squeeze=False)
     num_gt = int(masks.max()) + 1
-    for row in range(count):
-        panels = [("image", _image(pixel_values[row])), ("ground truth", _colour_ids(masks[row].numpy(), num_gt, True))]
-        panels += [(title, _colour_ids(ids[row].numpy(), n, False)) for title, (ids, n) in predictions.items()]
-        for col, (title, picture) in enumerate(panels):
-            axes[row, col].imshow(picture, interpolation="nearest")
-            axes[row, col].set_axis_off()
-            if row == 0:
-                axes[row, col].set_title(title, fontsize=8)
-    fig.tight_layout()
-    save_figure_atomic(fig, path)
+    rows = []
+    for row in range(pixel_values.shape[0]):
+        panels = [("image", _image(pixel_values[row])), ("ground truth", colour_ids(masks[row].numpy(), num_gt, True))]
+        panels += [(title, colour_ids(ids[row].numpy(), n, False)) for title, (ids, n) in predictions.items()]
+        rows.append(panels)
+    _panel_grid(rows, path, cell=1.9, fontsize=8)
 
 
 def plot_reconstructions(
@@ -99,21 +123,25 @@ def plot_reconstructions(
 
     ``pixel_values`` and each reconstruction: ``(n, 3, R, R)`` in [-1, 1].
     """
-    from matplotlib.figure import Figure
-
-    count = pixel_values.shape[0]
-    columns = 1 + len(reconstructions)
-    fig = Figure(figsize=(2.0 * columns, 2.0 * count + 0.4))
-    axes = fig.subplots(count, columns, squeeze=False)
-    for row in range(count):
+    rows = []
+    for row in range(pixel_values.shape[0]):
         panels = [("input", pixel_values[row])] + [(t, images[row]) for t, images in reconstructions.items()]
-        for col, (title, picture) in enumerate(panels):
-            axes[row, col].imshow(_image(picture), interpolation="nearest")
-            axes[row, col].set_axis_off()
-            if row == 0:
-                axes[row, col].set_title(title, fontsize=8)
-    fig.tight_layout()
-    save_figure_atomic(fig, path)
+        rows.append([(title, _image(picture)) for title, picture in panels])
+    _panel_grid(rows, path, cell=2.0, fontsize=8)
 
 
-__all__ = ["plot_reconstructions", "plot_segmentation_comparison", "plot_training_curves"]
+def plot_segmentations(examples: dict[str, torch.Tensor], path: str | os.PathLike, num_slots: int) -> None:
+    """One row per example image of an evaluation (``EvaluationResult.examples``): the image, its
+    GT masks, the predicted slot masks."""
+    plot_segmentation_comparison(
+        examples["pixel_values"], examples["masks"], {"prediction": (examples["pred"], num_slots)}, path
+    )
+
+
+__all__ = [
+    "colour_ids",
+    "plot_reconstructions",
+    "plot_segmentation_comparison",
+    "plot_segmentations",
+    "plot_training_curves",
+]
