@@ -38,7 +38,14 @@ from lsd._atomic import atomic_dir, remove_dir, remove_stale, write_text_atomic
 from lsd._integrity import CorruptCheckpointError, first_non_finite, verify_manifest, write_manifest
 from lsd.configs import load_config
 from lsd.training.config import TrainConfig
-from lsd.training.state import load_training_state, refuse_old_format, rng_state, save_training_state, set_rng_state
+from lsd.training.state import (
+    STATE_JSON,
+    load_training_state,
+    refuse_old_format,
+    rng_state,
+    save_training_state,
+    set_rng_state,
+)
 
 CHECKPOINT_PREFIX = "checkpoint-"
 #: What a run writes in its output_dir (``lsd`` holds the TensorBoard events); ``--overwrite`` removes these.
@@ -94,6 +101,11 @@ def verify_checkpoint(path: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"{path} is not a complete lsd training checkpoint (no trainer_state.json)")
     refuse_old_format(path)
     verify_manifest(path)
+    if not (path / STATE_JSON).is_file():  # e.g. the shipped model + recipe folder
+        raise FileNotFoundError(
+            f"{path} holds no training state ({STATE_JSON}), so it cannot be resumed; start a new run from its "
+            f"weights with --set init_from={path}"
+        )
     return path
 
 
@@ -192,8 +204,6 @@ def load_initial_weights(model: torch.nn.Module, source: str | os.PathLike) -> P
             f"init_from {source}: no lsd_config.json in it or in its model/ (expected an lsd model folder "
             "or a training checkpoint)"
         )
-    if folder != path:
-        verify_manifest(path, required=False)
     source_state = LatentSlotDiffusion.from_pretrained(folder).state_dict()
     target_state = model.state_dict()
     missing = sorted(set(target_state) - set(source_state))
