@@ -6,10 +6,10 @@ renamed in, then the old one deleted (:func:`replace_dir`). A kill between the t
 the old folder aside; :func:`settle_aside` (run by the next :func:`atomic_dir` on that target)
 puts it back, and readers may look for it with :func:`aside_path`.
 
-Temporary files and folders are created with the modes an ordinary ``open`` / ``mkdir`` would
-give (``0o666`` / ``0o777`` masked by the umask: ``0644`` / ``0755`` under umask 022), not the
-owner-only modes of :func:`tempfile.mkstemp` / :func:`tempfile.mkdtemp`, so teammates can read a
-shared run.
+Everything these helpers put in place gets the modes an ordinary ``open`` / ``mkdir`` gives
+(``0o666`` / ``0o777`` masked by the umask: ``0644`` / ``0755`` under umask 022), not the
+owner-only modes of :func:`tempfile.mkstemp` / :func:`tempfile.mkdtemp` or of writers that create
+their files ``0600`` (safetensors does), so teammates can read a shared run.
 """
 
 from __future__ import annotations
@@ -28,6 +28,21 @@ DELETING_MARK = ".deleting-"
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}{TMP_MARK}{secrets.token_hex(4)}")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | os.PathLike) -> None:
+    """Give ``path`` and everything under it the modes the umask gives new files and folders
+    (``0o666 & ~umask``, ``0o777 & ~umask``)."""
+    path, mask = Path(path), _umask()
+    for entry in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if not entry.is_symlink():
+            entry.chmod((0o777 if entry.is_dir() else 0o666) & ~mask)
 
 
 def aside_path(target: str | os.PathLike) -> Path:
@@ -101,6 +116,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()  # 0o777 & ~umask
     try:
         yield tmp
+        apply_umask(tmp)
         replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -114,6 +130,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0o666 & ~umask
     try:
         write(str(tmp))
+        apply_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -148,6 +165,7 @@ def check_output_dir(path: str | os.PathLike, what: str) -> Path:
 
 
 __all__ = [
+    "apply_umask",
     "aside_path",
     "atomic_dir",
     "atomic_write",

@@ -515,7 +515,18 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, overwrit
     before the data and autoencoder stages run."""
     check_run_folder(config.output_dir, resume, overwrite)
     resolve_resume(resume, config.output_dir)
+    _check_slot_attention(config.model)
     return Trainer(config).train(resume=resume, overwrite=overwrite)
+
+
+def _check_slot_attention(model: str | dict) -> None:
+    """Build the (small) slot-attention component of the model config once, so that a bad value
+    there (``num_slots=0``) is named before the data and autoencoder stages run."""
+    from lsd.configs import build_component
+
+    spec = load_config(model).get("slot_attention")
+    if isinstance(spec, dict) and "pretrained" not in spec:
+        build_component(spec, "slot_attention")
 
 
 __all__ = [
