@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 #: Learning-rate schedules of ``diffusers.optimization.get_scheduler`` that need no extra arguments.
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 #: Difficulty levels of the synthetic stand-in (:data:`lsd.data.synthetic.LEVELS`).
-SYNTH_LEVELS = ("easy", "medium", "hard")
+SYNTH_LEVELS = ("easy", "medium", "hard", "smooth")
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
