@@ -229,17 +229,18 @@ def _one_line(err: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.debug:  # a warning (e.g. a skipped damaged checkpoint) in one line too
-        warnings.showwarning = lambda message, *_, **__: print(
-            f"lsd {args.command}: warning: {message}", file=sys.stderr
-        )
-    try:
-        return args.func(args)
-    except USER_ERRORS as err:
-        if args.debug:
-            raise
-        print(f"lsd {args.command}: error: {_one_line(err)}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        if not args.debug:  # a warning (e.g. a skipped damaged checkpoint) in one line too
+            warnings.showwarning = lambda message, *_, **__: print(
+                f"lsd {args.command}: warning: {message}", file=sys.stderr
+            )
+        try:
+            return args.func(args)
+        except USER_ERRORS as err:
+            if args.debug:
+                raise
+            print(f"lsd {args.command}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

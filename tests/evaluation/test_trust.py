@@ -121,3 +121,19 @@ def test_synth_spec_and_output_are_checked(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["synth", "--output", str(tmp_path / "file"), "--num-train", "1"]) == 2
     assert "--output" in _one_error_line(capsys, "synth")
+
+
+def test_a_run_folder_evaluates_its_newest_intact_checkpoint(model_folder, tmp_path):
+    import json
+
+    from lsd.evaluation import resolve_checkpoint
+
+    run = tmp_path / "run"
+    for step in (2, 4):
+        ckpt = run / "checkpoints" / f"checkpoint-{step:08d}"
+        shutil.copytree(model_folder, ckpt / "model")
+        (ckpt / "trainer_state.json").write_text(json.dumps({"step": step}))
+    (run / "checkpoints" / "checkpoint-00000004" / "model" / "unet" / "config.json").write_text("{}")
+    with pytest.warns(UserWarning, match=r"checkpoint-00000004/model/unet/config\.json is 2 bytes"):
+        kind, folder = resolve_checkpoint(run)
+    assert (kind, folder) == ("lsd-training-checkpoint", run / "checkpoints" / "checkpoint-00000002" / "model")
