@@ -137,3 +137,17 @@ def test_a_run_folder_evaluates_its_newest_intact_checkpoint(model_folder, tmp_p
     with pytest.warns(UserWarning, match=r"checkpoint-00000004/model/unet/config\.json is 2 bytes"):
         kind, folder = resolve_checkpoint(run)
     assert (kind, folder) == ("lsd-training-checkpoint", run / "checkpoints" / "checkpoint-00000002" / "model")
+
+
+def test_a_release_checkpoint_with_nan_weights_is_refused_naming_the_tensor(tmp_path):
+    from lsd import load_official_checkpoint
+    from lsd._integrity import NonFiniteWeightsError
+
+    release = write_release_checkpoint(tmp_path / "checkpoint-500")
+    weights = release / "multiheadstevesa" / "diffusion_pytorch_model.safetensors"
+    state = load_file(weights)
+    name = sorted(k for k, v in state.items() if v.is_floating_point())[0]
+    state[name].view(-1)[0] = float("nan")
+    save_file(state, weights)
+    with pytest.raises(NonFiniteWeightsError, match=rf"multiheadstevesa: tensor {name} holds NaN"):
+        load_official_checkpoint(release)
