@@ -1,18 +1,26 @@
 """The ``lsd`` command line: ``lsd train``, ``lsd synth``, ``lsd evaluate``, ``lsd reconstruct``,
-``lsd bench-report`` (also ``python -m lsd ...``).
+``lsd bench-report``, ``lsd convert-checkpoint`` (also ``python -m lsd ...``).
 
 Multi-GPU / multi-node: ``accelerate launch [--num_processes N ...] -m lsd train --config ...``.
+
+A bad input (a config value, a path, a damaged checkpoint) ends the command with one line naming
+the file, field or argument, on stderr, and exit code 2; ``--debug`` shows the traceback instead.
+Output paths are checked before any compute.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+
+#: Errors that are the user's input, reported in one line (exit code 2) unless ``--debug``.
+USER_ERRORS = (ValueError, OSError)
 
 
 def _train(args: argparse.Namespace) -> int:
     from lsd.training.config import load_train_config
-    from lsd.training.trainer import train
+    from lsd.training.trainer import NonFiniteLossError, train
 
     overrides = list(args.set or [])
     if args.output_dir:
@@ -20,14 +28,22 @@ def _train(args: argparse.Namespace) -> int:
     if args.max_steps is not None:
         overrides.append(f"train.max_steps={args.max_steps}")
     config = load_train_config(args.config, overrides)
-    result = train(config, resume=args.resume)
+    try:
+        result = train(config, resume=args.resume, overwrite=args.overwrite)
+    except NonFiniteLossError as err:  # a training outcome, not a bad input: exit 1, one line
+        if args.debug:
+            raise
+        print(f"lsd train: stopped: {err}", file=sys.stderr)
+        return 1
     print(f"trained to step {result.step} in {result.seconds:.1f} s; last checkpoint: {result.checkpoint}")
     return 0
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from lsd._atomic import check_output_dir
     from lsd.data.synthetic import SynthSpec, write_dataset
 
+    check_output_dir(args.output, "--output")
     spec = SynthSpec(
         name=args.name or f"synth-{args.level}-{args.resolution}",
         level=args.level,
@@ -48,11 +64,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     import torch
 
+    from lsd._atomic import check_output_dir
     from lsd.evaluation import build_dataset, evaluate, input_resolution, load_model, markdown_table, write_report
 
     start = time.perf_counter()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is visible to torch")
+    output = Path(
+        args.output or Path("evaluation") / f"{Path(args.checkpoint).resolve().name}-{args.dataset}-{args.split}"
+    )
+    check_output_dir(output, "--output")  # before the evaluation, not after it
     model, kind, folder = load_model(args.checkpoint)
     resolution = input_resolution(model)
     dataset = build_dataset(
@@ -70,9 +91,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         device=device,
         num_workers=args.num_workers,
-    )
-    output = Path(
-        args.output or Path("evaluation") / f"{Path(args.checkpoint).resolve().name}-{args.dataset}-{args.split}"
     )
     options = {"crop": args.clevrtex_crop} if args.dataset == "clevrtex" else {}
     write_report(
@@ -167,34 +185,67 @@ def _bench_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from lsd.data.synthetic import LEVELS
+def _convert_checkpoint(args: argparse.Namespace) -> int:
+    from lsd.training.state import convert_checkpoint
 
+    folder = convert_checkpoint(args.folder)
+    print(f"converted {folder}: training_state.pt -> training_state.json + .safetensors, manifest.json")
+    return 0
+
+
+def _int_at_least(low: int):
+    """argparse type: an integer >= ``low`` (the message names the allowed range)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is not allowed (must be >= {low})")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lsd.data.synthetic import LEVELS, MIN_RESOLUTION
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser = argparse.ArgumentParser(prog="lsd", description="Latent Slot Diffusion")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train an LSD model from a training config")
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    train = add("train", help="train an LSD model from a training config")
     train.add_argument("--config", required=True, help="shipped training config name or a JSON file")
     train.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="override a config field")
     train.add_argument("--resume", default=None, help="'latest' or a checkpoint folder")
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the earlier run in --output-dir (a fresh run only)"
+    )
     train.add_argument("--output-dir", default=None, help="shortcut for --set output_dir=...")
-    train.add_argument("--max-steps", type=int, default=None, help="shortcut for --set train.max_steps=...")
+    train.add_argument(
+        "--max-steps", type=_int_at_least(1), default=None, help="shortcut for --set train.max_steps=..."
+    )
     train.set_defaults(func=_train)
 
-    synth = sub.add_parser("synth", help="generate synthetic multi-object scenes in the MOVi layout")
+    synth = add("synth", help="generate synthetic multi-object scenes in the MOVi layout")
     synth.add_argument("--output", required=True, help="root folder; scenes go to OUTPUT/NAME/")
     synth.add_argument("--name", default=None)
     synth.add_argument("--level", default="hard", choices=sorted(LEVELS))
-    synth.add_argument("--resolution", type=int, default=64)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--num-train", type=int, default=1000)
-    synth.add_argument("--num-validation", type=int, default=100)
-    synth.add_argument("--num-test", type=int, default=0)
+    synth.add_argument("--resolution", type=_int_at_least(MIN_RESOLUTION), default=64)
+    synth.add_argument("--seed", type=_int_at_least(0), default=0)
+    synth.add_argument("--num-train", type=_int_at_least(0), default=1000)
+    synth.add_argument("--num-validation", type=_int_at_least(0), default=100)
+    synth.add_argument("--num-test", type=_int_at_least(0), default=0)
     synth.set_defaults(func=_synth)
 
     from lsd.evaluation.loading import DATASETS
 
-    evaluate = sub.add_parser("evaluate", help="object-discovery scores and property probes of a checkpoint")
+    evaluate = add("evaluate", help="object-discovery scores and property probes of a checkpoint")
     evaluate.add_argument(
         "--checkpoint", required=True, help="lsd model folder, lsd training checkpoint (or run) or release checkpoint"
     )
@@ -202,14 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", default="movi-e", choices=DATASETS)
     evaluate.add_argument("--split", default="validation")
     evaluate.add_argument("--output", default=None, help="default: evaluation/<checkpoint>-<dataset>-<split>")
-    evaluate.add_argument("--batch-size", type=int, default=8)
-    evaluate.add_argument("--max-images", type=int, default=None, help="evaluate the first N images only")
+    evaluate.add_argument("--batch-size", type=_int_at_least(1), default=8)
+    evaluate.add_argument("--max-images", type=_int_at_least(1), default=None, help="evaluate the first N images only")
     evaluate.add_argument("--matching", default="cosine", choices=["cosine", "iou"], help="cosine: the paper's")
     evaluate.add_argument("--ties", default="canonical", choices=["canonical", "release"])
     evaluate.add_argument("--seed", type=int, default=0, help="slot-initialisation noise")
-    evaluate.add_argument("--probe-steps", type=int, default=4000, help="0 skips the property probes")
+    evaluate.add_argument("--probe-steps", type=_int_at_least(0), default=4000, help="0 skips the property probes")
     evaluate.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available")
-    evaluate.add_argument("--num-workers", type=int, default=0)
+    evaluate.add_argument("--num-workers", type=_int_at_least(0), default=0)
     evaluate.add_argument("--clevrtex-crop", default="lsd", choices=["lsd", "official"], help="CLEVRTex protocol")
     evaluate.set_defaults(func=_evaluate)
 
@@ -237,19 +288,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     from lsd.bench_report import add_arguments
 
-    bench_report = sub.add_parser("bench-report", help="pytest-benchmark JSON -> markdown table of ratios and a chart")
+    bench_report = add("bench-report", help="pytest-benchmark JSON -> markdown table of ratios and a chart")
     add_arguments(bench_report)
     bench_report.set_defaults(func=_bench_report)
+
+    convert = add(
+        "convert-checkpoint",
+        help="rewrite an old checkpoint (pickled training_state.pt) without pickle; ONLY on files you trust",
+    )
+    convert.add_argument("folder", help="the checkpoint folder (checkpoint-N/) holding training_state.pt")
+    convert.set_defaults(func=_convert_checkpoint)
     return parser
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in text:
+        text = f"{err.filename}: {text}"
+    return text or type(err).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"lsd {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        if not args.debug:  # a warning (e.g. a skipped damaged checkpoint) in one line too
+            warnings.showwarning = lambda message, *_, **__: print(
+                f"lsd {args.command}: warning: {message}", file=sys.stderr
+            )
+        try:
+            return args.func(args)
+        except USER_ERRORS as err:
+            if args.debug:
+                raise
+            print(f"lsd {args.command}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

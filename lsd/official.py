@@ -48,7 +48,7 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
                     from safetensors.torch import load_file
 
                     return load_file(path)
-                return torch.load(path, map_location="cpu", weights_only=True)
+                return torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs
             except Exception as err:  # corrupt or truncated files
                 raise ValueError(f"could not read weights {path}: {err}") from err
     raise FileNotFoundError(f"{folder} has no weights file (expected one of {WEIGHT_FILES})")
@@ -98,6 +98,9 @@ def load_release_component(folder: str | os.PathLike, component: str):
             f"missing {result.missing_keys[:5]}{'...' if len(result.missing_keys) > 5 else ''}, "
             f"unexpected {result.unexpected_keys[:5]}{'...' if len(result.unexpected_keys) > 5 else ''}"
         )
+    from lsd._integrity import check_finite
+
+    check_finite(model.state_dict().items(), str(folder))
     return model.eval()
 
 

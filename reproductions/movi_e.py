@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-#: The stand-in checkpoint trained longer by this same pipeline: a full training checkpoint (resumable
-#: with `lsd train --resume`) whose `model/` is evaluated; README.md and train_log.jsonl beside it.
+#: The stand-in checkpoint trained longer by this same pipeline: a model + recipe folder (no optimizer
+#: state; continued with `init_from`, not `--resume`) whose `model/` is evaluated; README.md and
+#: train_log.jsonl beside it.
 SHIPPED = HERE / "checkpoints" / "movi-e-standin" / "model"
 
 

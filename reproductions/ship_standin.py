@@ -6,18 +6,22 @@
 The shipped checkpoint is built in stages. A stage is one `lsd train --config synth-cpu` run
 (resumed any number of times): the first from scratch, a later one from the shipped weights
 (`--set init_from=reproductions/checkpoints/movi-e-standin`, a fresh optimizer and schedule). A
-run resumed from the shipped checkpoint (`--resume reproductions/checkpoints/movi-e-standin`)
-continues the last stage. Each stage may differ from the cpu budget's recipe only in where files
+run whose log starts after its first logged step (resumed from a checkpoint of the run that
+trained the last stage) continues that stage. Each stage may differ from the cpu budget's recipe only in where files
 go (`train.max_steps`, `checkpoint.*`, `output_dir`, `data.root`), its learning-rate schedule
 (`optim.lr`, `optim.lr_scheduler`, `optim.warmup_steps`) and the model fields of
 :data:`MODEL_STAGE_FIELDS` (none of which adds or reshapes a weight); anything else is refused.
 
-The whole training checkpoint is copied (a later session can continue it with `lsd train
---resume`), with `stages.json` (every stage: its steps, what it changed, its commands) and the log
-of every stage (`train_log.jsonl`: `step` counts within the stage, `total_step` over all stages),
-then evaluated by the reproduction pipeline on the held-out stand-in scenes; the README beside it
-records the stages, the learning rate over the whole run and the table. The folder is replaced
-atomically (built beside it, then renamed into place).
+The checkpoint's model (`model/`, safetensors) and recipe (`train_config.json`,
+`trainer_state.json`) are copied WITHOUT the optimizer and RNG state: that state is as large as
+the model again (18.5 MB here) and would grow the git history by that much at every re-ship, so
+the shipped folder is a model + recipe, continued as a new stage with `init_from`, not an exact
+resume. Beside them: `stages.json` (every stage: its steps, what it changed, its commands) and the
+log of every stage (`train_log.jsonl`: `step` counts within the stage, `total_step` over all
+stages); the folder is evaluated by the reproduction pipeline on the held-out stand-in scenes, the
+README records the stages, the learning rate over the whole run and the table, and
+`manifest.json` (written last) the size and sha256 of every file. The folder is replaced
+atomically (:func:`lsd._atomic.atomic_dir`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+from lsd._atomic import atomic_dir
+from lsd._integrity import MANIFEST_NAME, write_manifest
 
 HERE = Path(__file__).resolve().parent
 TARGET = HERE / "checkpoints" / "movi-e-standin"
@@ -205,15 +212,15 @@ def _lr_lines(records: list[dict]) -> str:
 
 
 def _continue_command(stage: dict, saved: dict) -> str:
-    """`lsd train` resuming the shipped checkpoint with the last stage's settings."""
+    """`lsd train` starting a new stage from the shipped weights with the last stage's settings."""
     quiet = {f"{s}.{k}" for s, k in RUN_ONLY_FIELDS}
-    sets = [f"--set {name}={json.dumps(new) if not isinstance(new, str) else new}"
-            for name, (_, new) in stage["differences"].items() if name not in quiet]  # fmt: skip
-    sets += [f"--set train.max_steps={stage['steps'] + 20000}", "--set checkpoint.total_limit=100"]
+    sets = ["--set init_from=reproductions/checkpoints/movi-e-standin"]
+    sets += [f"--set {name}={json.dumps(new) if not isinstance(new, str) else new}"
+             for name, (_, new) in stage["differences"].items() if name not in quiet]  # fmt: skip
+    sets += ["--set train.max_steps=10000", "--set checkpoint.every=1000", "--set checkpoint.total_limit=100"]
     return (
-        "OMP_NUM_THREADS=1 lsd train --config synth-cpu --output-dir outputs/standin-long \\\n    "
+        f"OMP_NUM_THREADS=1 lsd train --config synth-cpu --output-dir outputs/standin-stage{stage['stage'] + 1} \\\n    "
         + " \\\n    ".join(sets)
-        + " \\\n    --resume reproductions/checkpoints/movi-e-standin"
     )
 
 
@@ -232,16 +239,6 @@ def _readme(stages: list[dict], records: list[dict], saved: dict, table: str) ->
             f"{_differences_text(stage['differences'])}.\n\n```bash\n{commands}\n```"
         )
     last = stages[-1]
-    scheduler = saved["optim"]["lr_scheduler"]
-    restart = (
-        ""
-        if scheduler == "constant_with_warmup"
-        else f"\nThe last stage used `optim.lr_scheduler={scheduler}` over `train.max_steps="
-        f"{saved['train']['max_steps']}`; resuming with a larger `train.max_steps` stretches that schedule "
-        "(the learning rate jumps back up), so pick the schedule of the next phase on purpose. A new stage "
-        "instead starts from these weights with a fresh optimizer: "
-        "`--set init_from=reproductions/checkpoints/movi-e-standin` (no `--resume`).\n"
-    )
     return f"""# Shipped stand-in checkpoint (MOVi-E reproduction, synthetic stand-in)
 
 The `standin` model (`lsd/configs/standin.json`, with the changes of each stage below) trained
@@ -252,8 +249,12 @@ one torch thread per run{hours}. This is NOT a MOVi-E model: it exists so that t
 short run it trains itself.
 
 - `model/`: the `lsd.LatentSlotDiffusion` folder (safetensors), evaluated by the reproduction.
-- `training_state.pt`, `train_config.json`, `trainer_state.json`: the rest of the last stage's
-  training checkpoint, for exact resume (`trainer_state.json` counts the last stage's steps).
+- `train_config.json`, `trainer_state.json`: the recipe and step of the last stage's training
+  checkpoint (`trainer_state.json` counts the last stage's steps). The optimizer and RNG state
+  is NOT shipped (as large as the model again; every re-ship would add it to the git history):
+  this folder is a model + recipe, continued as a new stage with `init_from` (a fresh optimizer
+  and schedule), not an exact resume; `lsd train --resume` refuses it and says so.
+- `manifest.json`: size and sha256 of every file, checked when the folder is loaded.
 - `train_log.jsonl`: the log of every stage (`step` within the stage, `total_step` over the
   run), with the slot diagnostic (denoising loss with each image's own slots against slots
   shuffled across the batch); `stages.json`: the stages below, as data.
@@ -265,13 +266,14 @@ How it was trained (within a stage every command resumed the previous one exactl
 Learning rate over the run (from `train_log.jsonl`, total steps):
 {_lr_lines(records)}
 
-Continue the last stage (exact resume: the same weights as one uninterrupted run), then ship again:
+Continue with a new stage from these weights (a fresh optimizer and learning-rate schedule:
+pick the schedule of the next phase on purpose), then ship again:
 
 ```bash
 {_continue_command(last, saved)}
-python reproductions/ship_standin.py --run outputs/standin-long --command "..."
+python reproductions/ship_standin.py --run outputs/standin-stage{last["stage"] + 1} --command "..."
 ```
-{restart}
+
 Evaluation (`reproductions/movi_e.py --checkpoint reproductions/checkpoints/movi-e-standin/model
 --no-shipped`, 200 held-out stand-in scenes, seed 42), written by `ship_standin.py`:
 
@@ -309,26 +311,26 @@ def main(argv: list[str] | None = None) -> int:
         shipped_stages, shipped_records, read_train_log(args.run / "train_log.jsonl"), saved, step,
         args.command, bool(init_from) and _same_folder(init_from, TARGET),
     )  # fmt: skip
-    TARGET.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".movi-e-standin.", dir=TARGET.parent))
-    try:
-        build = staging / "movi-e-standin"
-        shutil.copytree(checkpoint, build)
+
+    def recipe_only(folder: str, names: list[str]) -> list[str]:  # no optimizer/RNG state, a fresh manifest
+        if Path(folder) != checkpoint:
+            return []
+        return [n for n in names if n.startswith("training_state") or n == MANIFEST_NAME]
+
+    with atomic_dir(TARGET) as build, tempfile.TemporaryDirectory() as evaluation_root:
+        shutil.copytree(checkpoint, build, dirs_exist_ok=True, ignore=recipe_only)
+        if not (build / "model" / MANIFEST_NAME).is_file():  # a checkpoint written before manifests
+            write_manifest(build / "model")
         (build / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
         (build / "stages.json").write_text(json.dumps(stages, indent=2) + "\n")
-        evaluation = staging / "evaluation"
+        evaluation = Path(evaluation_root) / "evaluation"
         record = reproduce_movi_e(
             ReproduceOptions(output=evaluation, checkpoint=build / "model", budget="cpu", cache=args.cache)
         )
         table = (evaluation / "table.md").read_text().split("\n\n", 2)[-1]
         (build / "README.md").write_text(_readme(stages, records, saved, table))
         (build / "evaluation.json").write_text(json.dumps(record["methods"], indent=2) + "\n")
-        old = staging / "previous"
-        if TARGET.exists():
-            os.replace(TARGET, old)
-        os.replace(build, TARGET)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        write_manifest(build)  # last
     print(
         f"shipped stage {stages[-1]['stage']} step {step} (total {stages[-1]['last_step']}) from {checkpoint} to {TARGET}"
     )

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
+
+from lsd._atomic import atomic_dir
 
 SHAPES = ("circle", "square", "triangle", "ellipse", "cross", "ring")
 TEXTURES = ("solid", "stripes", "checker", "dots", "noise")
@@ -70,6 +70,9 @@ class SceneLevel:
     textured_background: bool
     background_stripes: float = 0.5  # probability that a textured background also gets stripes
 
+
+#: Smallest image side the scene renderer supports (objects are drawn at >= 1 px).
+MIN_RESOLUTION = 8
 
 LEVELS = {
     # CLEVR-like: few large solid objects, distinct colours, plain shaded background.
@@ -255,6 +258,20 @@ class SynthSpec:
     num_validation: int = 100
     num_test: int = 0
 
+    def __post_init__(self) -> None:
+        """Name the first bad field (before any scene is rendered)."""
+        ints = {"resolution": (self.resolution, MIN_RESOLUTION), "seed": (self.seed, 0)}
+        ints |= {f"num_{s}": (getattr(self, f"num_{s}"), 0) for s in ("train", "validation", "test")}
+        for name, (value, low) in ints.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"synthetic dataset {name}={value!r}: must be an integer >= {low}")
+        if self.num_train + self.num_validation + self.num_test < 1:
+            raise ValueError("synthetic dataset: num_train + num_validation + num_test must be >= 1")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"synthetic dataset name={self.name!r}: must be a plain folder name")
+        if self.level not in LEVELS:
+            raise ValueError(f"synthetic dataset level={self.level!r}: expected one of {sorted(LEVELS)}")
+
 
 def write_dataset(root: str | os.PathLike, spec: SynthSpec, progress: bool = True) -> Path:
     """Write ``spec``'s scenes under ``root/<name>/`` in the MOVi layout; returns that folder.
@@ -274,9 +291,7 @@ def write_dataset(root: str | os.PathLike, spec: SynthSpec, progress: bool = Tru
         )
     if target.exists():
         raise FileExistsError(f"{target} exists and is not a synthetic dataset written by lsd")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         jobs = [
             (split, i)
             for split, n in (("train", spec.num_train), ("validation", spec.num_validation), ("test", spec.num_test))
@@ -292,8 +307,4 @@ def write_dataset(root: str | os.PathLike, spec: SynthSpec, progress: bool = Tru
             Image.fromarray(segment, mode="L").save(label_dir / "00000000_segment.png")
             (label_dir / "00000000_instances.json").write_text(json.dumps(_instances_json(instances)))
         (tmp / "synth_spec.json").write_text(spec_json)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -23,7 +24,8 @@ def resolve_checkpoint(path: str | os.PathLike) -> tuple[CheckpointKind, Path]:
 
     - ``"lsd-model"``: a :meth:`LatentSlotDiffusion.save_pretrained` folder (``lsd_config.json``);
     - ``"lsd-training-checkpoint"``: ``<run>/checkpoints/checkpoint-N/`` (its ``model/`` subfolder
-      is the model), or the run folder ``<run>/`` itself (its latest complete checkpoint);
+      is the model), or the run folder ``<run>/`` itself (its newest checkpoint whose ``model/``
+      matches its manifest; damaged ones are skipped with a warning);
     - ``"release"``: a checkpoint of the LSD release (``multiheadstevesa/`` and siblings).
     """
     from lsd.models.lsd import LSD_CONFIG_NAME
@@ -38,11 +40,18 @@ def resolve_checkpoint(path: str | os.PathLike) -> tuple[CheckpointKind, Path]:
     if (root / "multiheadstevesa").is_dir():
         return "release", root
     if (root / "checkpoints").is_dir():
+        from lsd._integrity import CorruptCheckpointError, verify_manifest
         from lsd.training.trainer import list_checkpoints
 
-        found = list_checkpoints(root)
-        if found and (found[-1] / "model" / LSD_CONFIG_NAME).is_file():
-            return "lsd-training-checkpoint", found[-1] / "model"
+        for candidate in reversed(list_checkpoints(root)):  # the newest intact model, as `--resume latest`
+            if not (candidate / "model" / LSD_CONFIG_NAME).is_file():
+                continue
+            try:
+                verify_manifest(candidate / "model", required=False)
+            except CorruptCheckpointError as err:
+                warnings.warn(f"skipping a damaged checkpoint: {err}", stacklevel=2)
+                continue
+            return "lsd-training-checkpoint", candidate / "model"
         raise FileNotFoundError(f"{root / 'checkpoints'} holds no complete training checkpoint")
     raise FileNotFoundError(
         f"{root} is not a checkpoint: expected {LSD_CONFIG_NAME} (an lsd model folder), model/{LSD_CONFIG_NAME} "

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +23,8 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from torch import nn
 
+from lsd._atomic import atomic_dir
+from lsd._integrity import check_finite, verify_manifest, write_manifest
 from lsd.backends import resolve_kernel_backend
 from lsd.models.autoencoder import Autoencoder, PixelUnshuffleAutoencoder, decode_latents, encode_latents
 from lsd.models.backbone import CNNBackbone
@@ -214,12 +214,10 @@ class LatentSlotDiffusion(nn.Module):
 
     # -- persistence ---------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
-        """Write the whole model as one folder: a subfolder per component (diffusers layout) and
-        ``lsd_config.json``. Written to a temporary folder first, then renamed into place."""
-        target = Path(save_directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        """Write the whole model as one folder: a subfolder per component (diffusers layout, weights
+        in safetensors), ``lsd_config.json`` and, last, ``manifest.json`` (size + sha256 of every
+        file). Written to a temporary folder first, then renamed into place (:mod:`lsd._atomic`)."""
+        with atomic_dir(save_directory) as tmp:
             components = {}
             for name in self.COMPONENTS:
                 component = getattr(self, name)
@@ -229,15 +227,17 @@ class LatentSlotDiffusion(nn.Module):
                 components[name] = type(component).__name__
             meta = {"components": components, "objective": asdict(self.objective), "frozen": list(self.frozen)}
             (tmp / LSD_CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-            _replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            write_manifest(tmp)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **component_overrides: Any) -> LatentSlotDiffusion:
-        """Load a folder written by :meth:`save_pretrained`. Keyword arguments replace components
-        (e.g. ``vae=...`` for a model saved without one)."""
+        """Load a folder written by :meth:`save_pretrained` (safetensors and JSON only). Keyword
+        arguments replace components (e.g. ``vae=...`` for a model saved without one).
+
+        Checks first, naming the file: its ``manifest.json`` when there is one (folders written by
+        older versions have none), a readable ``lsd_config.json``, and a complete safetensors file
+        for each component with weights (a pickled ``.bin`` is never read). Raises
+        :class:`~lsd._integrity.NonFiniteWeightsError` naming a tensor with NaN/inf values."""
         directory = Path(directory)
         meta_path = directory / LSD_CONFIG_NAME
         if not meta_path.is_file():
@@ -245,21 +245,54 @@ class LatentSlotDiffusion(nn.Module):
             if (directory / "multiheadstevesa").is_dir():
                 hint = " It looks like a release checkpoint: use lsd.load_official_checkpoint()."
             raise FileNotFoundError(f"{directory} is not an lsd model folder: {meta_path} is missing.{hint}")
-        meta = json.loads(meta_path.read_text())
+        verify_manifest(directory, required=False)
+        try:
+            meta = json.loads(meta_path.read_text())
+            listed = dict(meta["components"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{meta_path}: not an lsd model config ({type(err).__name__}: {err})") from err
         classes = _component_classes()
         components: dict[str, Any] = {}
-        for name, class_name in meta["components"].items():
+        for name, class_name in listed.items():
             if name in component_overrides:
                 continue
             if class_name not in classes:
                 raise ValueError(f"{meta_path}: unknown component class {class_name!r} for {name!r}")
             if not (directory / name).is_dir():
                 raise FileNotFoundError(f"{directory / name} is missing (listed in {meta_path})")
-            components[name] = classes[class_name].from_pretrained(directory / name)
+            components[name] = _load_component(classes[class_name], directory / name)
         components.update(component_overrides)
-        return cls(
-            objective=DiffusionObjective(**meta.get("objective", {})), frozen=meta.get("frozen", ()), **components
-        )
+        try:
+            objective = DiffusionObjective(**meta.get("objective", {}))
+        except TypeError as err:
+            raise ValueError(f"{meta_path}: objective: {err}") from err
+        return cls(objective=objective, frozen=meta.get("frozen", ()), **components)
+
+
+def _load_component(cls: type, folder: Path):
+    """One component of an lsd model folder; weights from safetensors only, checked finite."""
+    from diffusers import ModelMixin
+    from safetensors import SafetensorError, safe_open
+
+    if not issubclass(cls, ModelMixin):  # e.g. the noise scheduler: a JSON config only
+        return cls.from_pretrained(folder)
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file():
+        try:
+            bare = cls.from_config(cls.load_config(folder))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"cannot read {folder / 'config.json'} ({type(err).__name__}: {err})") from err
+        if not bare.state_dict():  # nothing to load (e.g. the pixel-unshuffle autoencoder)
+            return bare
+        raise FileNotFoundError(f"{weights} is missing (lsd model folders keep weights in safetensors)")
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            handle.keys()
+        component = cls.from_pretrained(folder, use_safetensors=True, local_files_only=True)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"cannot load {weights} ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+    check_finite(component.state_dict().items(), str(weights))
+    return component
 
 
 def attention_to_segmentation(attn: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
@@ -272,18 +305,6 @@ def attention_to_segmentation(attn: torch.Tensor, size: int | tuple[int, int]) -
     size = (size, size) if isinstance(size, int) else tuple(size)
     maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
     return maps.argmax(dim=1)
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst``, replacing an existing ``dst`` only after ``src`` is complete."""
-    if not dst.exists():
-        os.replace(src, dst)
-        return
-    old = dst.with_name(f".{dst.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(dst, old)
-    os.replace(src, dst)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = ["DiffusionObjective", "LatentSlotDiffusion", "attention_to_segmentation"]

@@ -64,12 +64,26 @@ def resolve_pretrained(
     return folder
 
 
+def _load(cls: type, folder: Path, what: str, **kwargs: Any):
+    """``cls.from_pretrained(folder)`` offline, with an error naming the folder for an unreadable
+    (e.g. truncated) weights file, and a check that no weight is NaN/inf."""
+    from lsd._integrity import check_finite
+
+    try:
+        model = cls.from_pretrained(folder, local_files_only=True, **kwargs)
+    except (OSError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{what}: cannot load {folder} ({type(err).__name__}: {first})") from err
+    check_finite(model.state_dict().items(), f"{what} {folder}")
+    return model
+
+
 def load_pretrained_vae(name_or_path: str | os.PathLike = SD21_REPO, subfolder: str | None = "vae", **kwargs: Any):
     """The frozen KL autoencoder (default: Stable Diffusion 2.1's VAE), ``requires_grad=False``."""
     from diffusers import AutoencoderKL
 
     folder = resolve_pretrained(name_or_path, subfolder, "pretrained VAE")
-    vae = AutoencoderKL.from_pretrained(folder, local_files_only=True, **kwargs)
+    vae = _load(AutoencoderKL, folder, "pretrained VAE", **kwargs)
     return vae.requires_grad_(False).eval()
 
 
@@ -78,4 +92,4 @@ def load_pretrained_unet(name_or_path: str | os.PathLike = SD21_REPO, subfolder:
     from diffusers import UNet2DConditionModel
 
     folder = resolve_pretrained(name_or_path, subfolder, "pretrained UNet")
-    return UNet2DConditionModel.from_pretrained(folder, local_files_only=True, **kwargs)
+    return _load(UNet2DConditionModel, folder, "pretrained UNet", **kwargs)

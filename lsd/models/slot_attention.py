@@ -100,6 +100,12 @@ class SlotAttention(ModelMixin, ConfigMixin):
         logit_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        sizes = {"num_iterations": num_iterations, "num_slots": num_slots, "num_heads": num_heads,
+                 "input_size": input_size, "out_size": out_size, "slot_size": slot_size,
+                 "mlp_hidden_size": mlp_hidden_size, "input_resolution": input_resolution}  # fmt: skip
+        for name, value in sizes.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"slot_attention.{name}={value!r}: must be an integer >= 1")
         if slot_size % num_heads != 0:
             raise ValueError(f"slot_size ({slot_size}) must be divisible by num_heads ({num_heads})")
         if bi_level and not learnable_slot_init:

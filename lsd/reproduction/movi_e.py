@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from lsd._atomic import write_text_atomic
+from lsd._atomic import check_output_dir, write_text_atomic
 
 #: How much each budget trains and evaluates.
 BUDGET_NAMES = ("smoke", "cpu", "paper")
@@ -256,7 +256,7 @@ def reproduce_movi_e(opts: ReproduceOptions) -> dict[str, Any]:
     if budget is None:
         raise ValueError(f"unknown budget {opts.budget!r}; expected one of {', '.join(BUDGET_NAMES)}")
     _check_options(opts, budget)
-    output = Path(opts.output)
+    output = check_output_dir(opts.output, "--output")  # before any compute
     output.mkdir(parents=True, exist_ok=True)
     standin = opts.data is None
     tag = " (stand-in)" if standin else ""

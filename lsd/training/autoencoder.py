@@ -12,9 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from lsd._atomic import atomic_dir
 from lsd.training.config import AutoencoderConfig
 
 
@@ -33,7 +31,7 @@ def autoencoder_record(config: AutoencoderConfig) -> dict[str, Any]:
         "pixel_unshuffle": ["kind", "factor", "scaling_factor"],
         "train_kl": ["kind", "train_steps", "train_batch_size", "train_lr", "kl_weight", "block_out_channels", "latent_channels"],
     }[config.kind]  # fmt: skip
-    values = asdict(config)
+    values = config.model_dump()
     return {key: values[key] for key in keys}
 
 
@@ -57,14 +55,8 @@ def provide_autoencoder(config: AutoencoderConfig, dataset: Dataset, cache_dir: 
     if (folder / "config.json").is_file():
         return load_pretrained_vae(folder, subfolder=None)
     vae = train_kl_autoencoder(config, dataset, seed)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         vae.save_pretrained(tmp)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return vae.requires_grad_(False).eval()
 
 

@@ -1,25 +1,43 @@
-"""Training configs: JSON files (one per dataset and budget) -> nested dataclasses.
+"""Training configs: JSON files (one per dataset and budget) -> typed, validated pydantic models.
 
 A training config names a model config (see :mod:`lsd.configs`), the data, the autoencoder stage
 and the optimisation recipe. Any field can be overridden with ``section.field=value`` strings
 (``--set train.max_steps=100`` on the command line; values parse as JSON, else as strings), the
 model config's fields too (``--set model.slot_attention.num_slots=11`` resolves a named model
-config into a dict first). Unknown fields are errors that name the field. The resolved config is
-saved beside every checkpoint.
+config into a dict first). Every field has a type and a range, checked strictly (``"8"`` or
+``true`` is not an integer, NaN is not a learning rate); an error names the field, the value and
+what is allowed, as do unknown fields. The resolved config is saved beside every checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+#: Learning-rate schedules of ``diffusers.optimization.get_scheduler`` that need no extra arguments.
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
+#: Difficulty levels of the synthetic stand-in (:data:`lsd.data.synthetic.LEVELS`).
+SYNTH_LEVELS = ("easy", "medium", "hard", "smooth")
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-@dataclass
-class DataConfig:
+class _Section(BaseModel):
+    """Strict: no coercion (``"8"``, ``true`` and ``8.0`` are not integers), no NaN/inf, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_assignment=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class DataConfig(_Section):
     """Where the training images come from.
 
     kind: ``"glob"`` (every image under ``root`` matching ``pattern``: the release's dataset) or
@@ -28,23 +46,22 @@ class DataConfig:
     portion: the release's split (sorted, shuffled with seed 42, ``[lo, hi)``); ``None`` = all.
     """
 
-    kind: str = "glob"
+    kind: Literal["glob", "synth"] = "glob"
     root: str | None = None
-    pattern: str = "**/*.png"
-    portion: list[float] | None = None
-    resolution: int = 256
+    pattern: str = Field("**/*.png", min_length=1)
+    portion: Annotated[list[Fraction], Field(min_length=2, max_length=2)] | None = None
+    resolution: int = Field(256, ge=8)
     flip: bool = False
-    dinov2_resolution: int | None = None
-    num_workers: int = 0
+    dinov2_resolution: int | None = Field(None, ge=14)
+    num_workers: int = Field(0, ge=0)
     # synthetic stand-in (kind == "synth")
-    synth_level: str = "hard"
-    synth_num_train: int = 1000
-    synth_num_validation: int = 100
-    synth_seed: int = 0
+    synth_level: Literal[SYNTH_LEVELS] = "hard"
+    synth_num_train: int = Field(1000, ge=1)
+    synth_num_validation: int = Field(100, ge=0)
+    synth_seed: int = Field(0, ge=0)
 
 
-@dataclass
-class AutoencoderConfig:
+class AutoencoderConfig(_Section):
     """The frozen autoencoder stage (recorded in every result).
 
     kind: ``"model"`` (the model config's ``vae`` entry, e.g. the SD 2.1 VAE from local files),
@@ -54,94 +71,117 @@ class AutoencoderConfig:
         ``train_steps`` steps and cached under ``<output_dir>/../autoencoders/<hash>``).
     """
 
-    kind: str = "model"
+    kind: Literal["model", "pretrained", "pixel_unshuffle", "train_kl"] = "model"
     path: str | None = None
-    factor: int = 4
-    scaling_factor: float = 2.0
-    train_steps: int = 2000
-    train_batch_size: int = 16
-    train_lr: float = 1e-3
-    kl_weight: float = 1e-6
-    block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
-    latent_channels: int = 4
+    factor: int = Field(4, ge=1)
+    scaling_factor: float = Field(2.0, gt=0)
+    train_steps: int = Field(2000, ge=1)
+    train_batch_size: int = Field(16, ge=1)
+    train_lr: float = Field(1e-3, gt=0)
+    kl_weight: float = Field(1e-6, ge=0)
+    block_out_channels: list[PositiveInt] = Field(default_factory=lambda: [32, 64, 64], min_length=1)
+    latent_channels: int = Field(4, ge=1)
 
 
-@dataclass
-class OptimConfig:
+class OptimConfig(_Section):
     """AdamW with two groups: encoder (backbone + slot attention, ``lr * encoder_lr_scale``) and decoder."""
 
-    lr: float = 1e-4
-    encoder_lr_scale: float = 1.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    weight_decay: float = 1e-2
-    eps: float = 1e-8
-    max_grad_norm: float | None = 1.0
-    lr_scheduler: str = "constant"
-    warmup_steps: int = 0
+    lr: float = Field(1e-4, gt=0)
+    encoder_lr_scale: float = Field(1.0, ge=0)
+    betas: Annotated[list[Annotated[float, Field(ge=0.0, lt=1.0)]], Field(min_length=2, max_length=2)] = Field(
+        default_factory=lambda: [0.9, 0.999]
+    )
+    weight_decay: float = Field(1e-2, ge=0)
+    eps: float = Field(1e-8, gt=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    lr_scheduler: Literal[LR_SCHEDULERS] = "constant"
+    warmup_steps: int = Field(0, ge=0)
 
 
-@dataclass
-class TrainLoopConfig:
+class TrainLoopConfig(_Section):
     """batch_size is per device and micro-batch: one optimizer step sees
     ``batch_size * num_processes * grad_accum`` images."""
 
-    batch_size: int = 32
-    grad_accum: int = 1
-    max_steps: int = 200_000
-    mixed_precision: str = "no"  # "no" | "fp16" | "bf16"
-    seed: int = 42
-    log_every: int = 10
-    diagnostic_every: int = 50  # loss with slots shuffled across the batch (does the decoder use them?)
+    batch_size: int = Field(32, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_steps: int = Field(200_000, ge=1)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    seed: int = Field(42, ge=0, lt=2**32)  # numpy seeds are 32-bit
+    log_every: int = Field(10, ge=1)
+    diagnostic_every: int = Field(50, ge=0)  # loss with slots shuffled across the batch (does the decoder use them?)
 
 
-@dataclass
-class CheckpointConfig:
-    every: int = 25_000
-    total_limit: int | None = 2
+class CheckpointConfig(_Section):
+    every: int = Field(25_000, ge=1)
+    total_limit: int | None = Field(2, ge=1)
 
 
-@dataclass
-class ValidationConfig:
-    every: int = 5_000  # 0 disables validation images
-    num_images: int = 4
-    sample_steps: int = 25
+class ValidationConfig(_Section):
+    every: int = Field(5_000, ge=0)  # 0 disables validation images
+    num_images: int = Field(4, ge=0)
+    sample_steps: int = Field(25, ge=1)
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(_Section):
     name: str = "custom"
-    model: str | dict = "movi-e"  # a shipped model config name, a path, or an inline dict
+    model: str | dict[str, Any] = "movi-e"  # a shipped model config name, a path, or an inline dict
     # Start from these weights (an lsd model folder, or a training checkpoint holding ``model/``)
     # with a fresh optimizer and schedule at step 0; every parameter must match the model's shape.
     # Ignored when the run resumes (the checkpoint holds the weights). None: random init.
     init_from: str | None = None
-    output_dir: str = "outputs/lsd"
-    data: DataConfig = field(default_factory=DataConfig)
-    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    output_dir: str = Field("outputs/lsd", min_length=1)
+    data: DataConfig = Field(default_factory=DataConfig)
+    autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainLoopConfig = Field(default_factory=TrainLoopConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        """Checks across fields (run after every field is valid)."""
+        data, autoencoder = self.data, self.autoencoder
+        if data.kind == "glob" and data.root is None:
+            raise ValueError("data.root is required for data.kind='glob'")
+        if data.portion is not None and not data.portion[0] < data.portion[1]:
+            raise ValueError(f"data.portion={data.portion}: needs lo < hi")
+        if autoencoder.kind == "pretrained" and not autoencoder.path:
+            raise ValueError("autoencoder.path is required for autoencoder.kind='pretrained'")
+        return self
 
 
-def _build(cls: type, values: dict[str, Any], where: str):
+_UNION_TAGS = {"str", "int", "float", "bool", "none", "list", "dict"}
+
+
+def _where(loc: tuple) -> str:
+    """Dotted field path of a pydantic error location, without the tags a union adds (``str``, ``list[...]``)."""
+    parts = [str(p) for p in loc if isinstance(p, int) or (str(p) not in _UNION_TAGS and "[" not in str(p))]
+    return ".".join(parts) or "<root>"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One pydantic error as ``field=value: what is allowed``."""
+    where, message = _where(error["loc"]), error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"unknown config field {where}"
+    if error["type"] == "value_error":  # a cross-field check: its message names the fields
+        return message
+    return f"{where}={error['input']!r}: {message}"
+
+
+def _build(values: Any) -> TrainConfig:
     if not isinstance(values, dict):
-        raise ValueError(f"config field {where or '<root>'} must be an object, got {values!r}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = set(values) - set(known)
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise ValueError(f"unknown config field(s) {sorted(prefix + u for u in unknown)}; allowed: {sorted(known)}")
-    hints = get_type_hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        sub = hints[name]
-        path = f"{where}.{name}" if where else name
-        kwargs[name] = _build(sub, value, path) if is_dataclass(sub) else value
-    return cls(**kwargs)
+        raise ValueError(f"a training config must be a JSON object, got {values!r}")
+    try:
+        return TrainConfig.model_validate(values)
+    except ValidationError as err:
+        seen, parts = set(), []
+        for error in err.errors():
+            where = _where(error["loc"])
+            if where not in seen:  # one message per field (a union reports each of its branches)
+                seen.add(where)
+                parts.append(_describe(error))
+        raise ValueError("; ".join(parts)) from None
 
 
 def available_train_configs() -> list[str]:
@@ -201,32 +241,9 @@ def load_train_config(name_or_path: str | os.PathLike | dict, overrides: list[st
             raise ValueError(f"{path}: invalid JSON ({err})") from err
     values = apply_overrides(values, list(overrides))
     try:
-        config = _build(TrainConfig, values, "")
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"training config {source}: {err}") from err
-    validate(config)
-    return config
-
-
-def validate(config: TrainConfig) -> None:
-    """Value checks that name the offending field."""
-    checks = [
-        (config.data.kind in ("glob", "synth"), "data.kind must be 'glob' or 'synth'"),
-        (config.data.kind == "synth" or config.data.root is not None, "data.root is required for data.kind='glob'"),
-        (config.autoencoder.kind in ("model", "pretrained", "pixel_unshuffle", "train_kl"),
-         "autoencoder.kind must be one of model, pretrained, pixel_unshuffle, train_kl"),
-        (config.autoencoder.kind != "pretrained" or config.autoencoder.path, "autoencoder.path is required for kind 'pretrained'"),
-        (config.train.mixed_precision in ("no", "fp16", "bf16"), "train.mixed_precision must be no, fp16 or bf16"),
-        (config.train.batch_size >= 1, "train.batch_size must be >= 1"),
-        (config.train.grad_accum >= 1, "train.grad_accum must be >= 1"),
-        (config.train.max_steps >= 1, "train.max_steps must be >= 1"),
-        (config.checkpoint.every >= 1, "checkpoint.every must be >= 1"),
-        (config.checkpoint.total_limit is None or config.checkpoint.total_limit >= 1, "checkpoint.total_limit must be >= 1 or null"),
-        (config.optim.lr > 0, "optim.lr must be > 0"),
-    ]  # fmt: skip
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(f"invalid training config: {message}")
+        return _build(values)
+    except ValueError as err:
+        raise ValueError(f"training config {source}: {err}") from None
 
 
 __all__ = [

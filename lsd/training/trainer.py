@@ -4,10 +4,17 @@ Per optimizer step: ``grad_accum`` micro-batches, each loss divided by ``grad_ac
 synchronised only on the last; then grad-norm clipping, AdamW (encoder group at
 ``lr * encoder_lr_scale``), the LR schedule. Checkpoints every ``checkpoint.every`` steps under
 ``<output_dir>/checkpoints/checkpoint-<step>/``: ``model/`` (``LatentSlotDiffusion`` folder),
-``training_state.pt`` (optimizer, LR scheduler, step, RNG states), ``train_config.json`` (the
-resolved config) and ``trainer_state.json``; each written to a temporary folder and renamed, the
-oldest beyond ``checkpoint.total_limit`` removed. All randomness is keyed by step (see
-:mod:`lsd.training.data`), so ``resume="latest"`` reproduces an uninterrupted run bitwise on CPU.
+``training_state.json`` + ``.safetensors`` (optimizer, LR scheduler, step, RNG states; no pickle,
+see :mod:`lsd.training.state`), ``train_config.json`` (the resolved config),
+``trainer_state.json`` and, written last, ``manifest.json`` (size and sha256 of every file); each
+written to a temporary folder and renamed (:func:`lsd._atomic.atomic_dir`), the oldest beyond
+``checkpoint.total_limit`` removed. All randomness is keyed by step (see :mod:`lsd.training.data`),
+so ``resume="latest"`` reproduces an uninterrupted run bitwise on CPU.
+
+A run folder belongs to one run (``docs/checkpoints.md``): a fresh run into a folder holding
+files is refused unless ``overwrite=True``; a resume refuses a checkpoint whose recipe differs
+in a field that changes the result (:data:`RESUME_FREE_FIELDS` may change), a damaged one
+(``"latest"`` falls back to the newest intact one, with a warning) and non-finite weights.
 """
 
 from __future__ import annotations
@@ -15,25 +22,41 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
-import shutil
-import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from lsd._atomic import atomic_dir, remove_dir, remove_stale, write_text_atomic
+from lsd._integrity import CorruptCheckpointError, first_non_finite, verify_manifest, write_manifest
 from lsd.configs import load_config
 from lsd.training.config import TrainConfig
+from lsd.training.state import (
+    STATE_JSON,
+    load_training_state,
+    refuse_old_format,
+    rng_state,
+    save_training_state,
+    set_rng_state,
+)
 
 CHECKPOINT_PREFIX = "checkpoint-"
+#: What a run writes in its output_dir (``lsd`` holds the TensorBoard events); ``--overwrite`` removes these.
+RUN_ENTRIES = ("train_log.jsonl", "checkpoints", "validation", "lsd")
+#: Recipe fields a resumed run may change: where files go, how long it runs and its learning-rate
+#: schedule, what is logged. Any other difference from the checkpoint's recipe is refused.
+RESUME_FREE_FIELDS = {
+    "name", "output_dir", "init_from", "data.root", "data.num_workers", "train.max_steps", "train.log_every",
+    "train.diagnostic_every", "optim.lr_scheduler", "optim.warmup_steps", "checkpoint.every",
+    "checkpoint.total_limit", "validation.every", "validation.num_images", "validation.sample_steps",
+}  # fmt: skip
 
 
 class NonFiniteLossError(RuntimeError):
@@ -48,28 +71,106 @@ class TrainResult:
     seconds: float
 
 
+def _step_of(path: Path) -> int:
+    return int(path.name.removeprefix(".").removesuffix(".old").removeprefix(CHECKPOINT_PREFIX))
+
+
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (temporary folders start with '.')."""
+    """Checkpoints of a run that hold a ``trainer_state.json``, oldest first (not yet verified:
+    see :func:`resolve_resume`). A checkpoint a kill left renamed aside mid-replacement
+    (``.checkpoint-N.old`` without ``checkpoint-N``) is listed under that aside name."""
     folder = Path(output_dir) / "checkpoints"
     if not folder.is_dir():
         return []
-    found = [
-        p for p in folder.iterdir() if p.name.startswith(CHECKPOINT_PREFIX) and (p / "trainer_state.json").is_file()
-    ]
-    return sorted(found, key=lambda p: int(p.name.removeprefix(CHECKPOINT_PREFIX)))
+    found = {}
+    for p in folder.iterdir():
+        name = p.name.removeprefix(".").removesuffix(".old") if p.name.endswith(".old") else p.name
+        if not name.startswith(CHECKPOINT_PREFIX) or not name.removeprefix(CHECKPOINT_PREFIX).isdigit():
+            continue
+        if p.name.endswith(".old") and (folder / name).exists():
+            continue
+        if (p / "trainer_state.json").is_file():
+            found[_step_of(p)] = p
+    return [found[step] for step in sorted(found)]
+
+
+def verify_checkpoint(path: str | os.PathLike) -> Path:
+    """Raise unless ``path`` is a complete checkpoint of the current format matching its manifest."""
+    path = Path(path)
+    if not (path / "trainer_state.json").is_file():
+        raise FileNotFoundError(f"{path} is not a complete lsd training checkpoint (no trainer_state.json)")
+    refuse_old_format(path)
+    verify_manifest(path)
+    if not (path / STATE_JSON).is_file():  # e.g. the shipped model + recipe folder
+        raise FileNotFoundError(
+            f"{path} holds no training state ({STATE_JSON}), so it cannot be resumed; start a new run from its "
+            f"weights with --set init_from={path}"
+        )
+    return path
 
 
 def resolve_resume(resume: str | os.PathLike | None, output_dir: str | os.PathLike) -> Path | None:
-    """``None``, ``"latest"`` (newest complete checkpoint, or a fresh start when there is none) or a path."""
+    """``None``, ``"latest"`` (the newest intact checkpoint, or a fresh start when there is none)
+    or a path (which must be intact). ``"latest"`` skips damaged checkpoints with a warning naming
+    the bad file; when checkpoints exist but none is intact it raises."""
     if resume is None:
         return None
-    if str(resume) == "latest":
-        found = list_checkpoints(output_dir)
-        return found[-1] if found else None
-    path = Path(resume)
-    if not (path / "trainer_state.json").is_file():
-        raise FileNotFoundError(f"{path} is not a complete lsd training checkpoint (no trainer_state.json)")
-    return path
+    if str(resume) != "latest":
+        return verify_checkpoint(resume)
+    found = list_checkpoints(output_dir)
+    problems = []
+    for candidate in reversed(found):
+        try:
+            return verify_checkpoint(candidate)
+        except CorruptCheckpointError as err:
+            warnings.warn(f"skipping a damaged checkpoint: {err}", stacklevel=2)
+            problems.append(str(err))
+    if problems:
+        raise CorruptCheckpointError(f"no intact checkpoint in {Path(output_dir) / 'checkpoints'}: {problems[0]}")
+    return None
+
+
+def check_run_folder(output_dir: str | os.PathLike, resume: str | os.PathLike | None, overwrite: bool) -> list[Path]:
+    """A run folder belongs to one run: a fresh run (``resume`` None) into a folder that holds
+    files is refused unless ``overwrite``, and then only when everything in it was written by a
+    run (:data:`RUN_ENTRIES`). Returns what ``overwrite`` will remove. Reads only."""
+    from lsd._atomic import check_output_dir
+
+    folder = check_output_dir(output_dir, "output_dir")
+    if resume is not None or not folder.is_dir():
+        return []
+    present = sorted(p for p in folder.iterdir())
+    if not present:
+        return []
+    names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in present[:6])
+    if not overwrite:
+        raise FileExistsError(
+            f"output_dir {folder} already holds files ({names}): pass --resume latest to continue that run, "
+            "--overwrite to replace it, or another --output-dir"
+        )
+    foreign = [p.name for p in present if p.name not in RUN_ENTRIES]
+    if foreign:
+        raise FileExistsError(
+            f"output_dir {folder} holds files no lsd run wrote ({', '.join(foreign[:6])}); --overwrite removes only "
+            "a run's files: pick another --output-dir"
+        )
+    return present
+
+
+def recipe_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``"section.field saved -> current"`` for each result-changing field (not in
+    :data:`RESUME_FREE_FIELDS`, model excluded: see :func:`same_model_config`) that differs."""
+    differences = []
+    for section, value in current.items():
+        if section == "model":
+            continue
+        pairs = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, new in pairs:
+            name = section if key is None else f"{section}.{key}"
+            old = saved.get(section) if key is None else (saved.get(section) or {}).get(key)
+            if name not in RESUME_FREE_FIELDS and old != new:
+                differences.append(f"{name} {old!r} -> {new!r}")
+    return differences
 
 
 def same_model_config(saved: str | dict | None, current: str | dict) -> bool:
@@ -123,16 +224,6 @@ def load_initial_weights(model: torch.nn.Module, source: str | os.PathLike) -> P
         raise ValueError(f"init_from {folder}: weights do not fit this run's model ({'; '.join(details)})")
     model.load_state_dict(source_state)
     return folder
-
-
-def _rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
 
 
 class Trainer:
@@ -200,57 +291,64 @@ class Trainer:
     def unwrapped(self):
         return self.accelerator.unwrap_model(self.model).model
 
+    def _checkpoint_path(self, step: int) -> Path:
+        return self.output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step:08d}"
+
     def save_checkpoint(self, extra: dict[str, Any] | None = None) -> Path:
-        """Write ``checkpoint-<step>`` atomically (main process) and prune old ones."""
+        """Write ``checkpoint-<step>`` atomically (main process; manifest last) and prune old ones.
+        Replacing a checkpoint of the same step renames the old one aside until the new one is in."""
         acc = self.accelerator
-        target = self.output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{self.step:08d}"
+        target = self._checkpoint_path(self.step)
         if acc.is_main_process:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            for stale in target.parent.glob(f".{CHECKPOINT_PREFIX}*"):  # left by a killed run
-                shutil.rmtree(stale, ignore_errors=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-            try:
+            remove_stale(target.parent)  # left by a killed run
+            with atomic_dir(target) as tmp:
                 self.unwrapped.save_pretrained(tmp / "model")
-                torch.save(
-                    {
-                        "optimizer": self.optimizer.state_dict(),
-                        "lr_scheduler": self.lr_scheduler.state_dict(),
-                        "step": self.step,
-                        "rng": _rng_state(),
-                    },
-                    tmp / "training_state.pt",
-                )
+                state = {
+                    "optimizer": self.optimizer.state_dict(),
+                    "lr_scheduler": self.lr_scheduler.state_dict(),
+                    "step": self.step,
+                    "rng": rng_state(),
+                }
+                save_training_state(tmp, state)
                 record = self.config.to_dict()
                 record["model"] = load_config(self.config.model)  # self-contained: resumable without the file
                 (tmp / "train_config.json").write_text(json.dumps(record, indent=2) + "\n")
-                state = {"step": self.step, "micro_step": self.step * self.config.train.grad_accum, **(extra or {})}
-                (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n")
-                if target.exists():
-                    shutil.rmtree(target)
-                os.replace(tmp, target)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+                trainer = {"step": self.step, "micro_step": self.step * self.config.train.grad_accum, **(extra or {})}
+                (tmp / "trainer_state.json").write_text(json.dumps(trainer, indent=2) + "\n")
+                write_manifest(tmp)
             limit = self.config.checkpoint.total_limit
             if limit is not None:
                 for old in list_checkpoints(self.output_dir)[:-limit]:
-                    shutil.rmtree(old, ignore_errors=True)
+                    remove_dir(old)
         acc.wait_for_everyone()
         return target
 
     def load_checkpoint(self, path: Path) -> None:
-        """Restore model weights, optimizer, LR scheduler, step and RNG states from ``path``."""
+        """Restore model weights, optimizer, LR scheduler, step and RNG states from ``path``
+        (json + safetensors only). Refuses another model config, another recipe (naming each
+        differing field) and non-finite weights (naming the tensor)."""
         from lsd.models.lsd import LatentSlotDiffusion
 
-        saved = json.loads((path / "train_config.json").read_text())
+        refuse_old_format(path)
+        config_path = path / "train_config.json"
+        try:
+            saved = json.loads(config_path.read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{config_path}: cannot read the checkpoint's training config ({err})") from err
         if not same_model_config(saved.get("model"), self.config.model):
             raise ValueError(f"{path} was trained with a different model config than this run's `model`")
-        loaded = LatentSlotDiffusion.from_pretrained(path / "model")
+        differences = recipe_differences(saved, self.config.to_dict())
+        if differences:
+            raise ValueError(
+                f"{path} was trained with another recipe: {', '.join(differences)}; resume with the checkpoint's "
+                "values, or start a new run from its weights with --set init_from=" + str(path)
+            )
+        loaded = LatentSlotDiffusion.from_pretrained(path / "model")  # verifies its manifest and finiteness
+        state = load_training_state(path)
         self.unwrapped.load_state_dict(loaded.state_dict())
-        state = torch.load(path / "training_state.pt", map_location="cpu", weights_only=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self.step = int(state["step"])
 
     # -- loop ----------------------------------------------------------------------------------
@@ -272,17 +370,30 @@ class Trainer:
         return self.model(batch["pixel_values"].to(acc.device), generator=generators, **extra, **kwargs)
 
     def _stop_if_not_finite(self, value: torch.Tensor, what: str, where: str) -> None:
-        """Raise :class:`NonFiniteLossError` (all processes agree) after saving the last good state:
-        the weights and optimizer state before the update that step ``self.step + 1`` would make."""
+        """Raise :class:`NonFiniteLossError` (all processes agree) naming the last finite state: the
+        weights and optimizer state before the update that step ``self.step + 1`` would make. An
+        existing checkpoint of ``self.step`` is kept untouched; otherwise that state is saved,
+        unless the weights themselves are not finite (then the newest earlier checkpoint is named)."""
         acc = self.accelerator
         bad = acc.reduce(torch.tensor([float(not torch.isfinite(value).all().item())], device=acc.device), "sum")
         if bad.item() == 0:
             return
         self.optimizer.zero_grad(set_to_none=True)
-        saved = self.save_checkpoint({"stopped": f"non-finite {what.split(' ')[0]}"})
+        existing = self._checkpoint_path(self.step)
+        poisoned = first_non_finite(self.unwrapped.state_dict().items())
+        if (existing / "manifest.json").is_file():
+            saved, note = existing, f"after step {self.step}"
+        elif poisoned is None:
+            saved, note = (
+                self.save_checkpoint({"stopped": f"non-finite {what.split(' ')[0]}"}),
+                f"after step {self.step}",
+            )
+        else:
+            earlier = list_checkpoints(self.output_dir)
+            saved = earlier[-1] if earlier else None
+            note = f"the weights hold NaN/inf ({poisoned}), so none was saved; the newest checkpoint is"
         raise NonFiniteLossError(
-            f"non-finite {what} at step {self.step + 1} ({where}); "
-            f"the last good state (after step {self.step}) is saved in {saved}"
+            f"non-finite {what} at step {self.step + 1} ({where}); the last good state ({note}) is {saved}"
         )
 
     def _reduce_mean(self, value: torch.Tensor) -> float:
@@ -311,7 +422,7 @@ class Trainer:
         path = self.output_dir / "train_log.jsonl"
         if self.accelerator.is_main_process and path.is_file():
             lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
-            path.write_text("".join(line + "\n" for line in lines))
+            write_text_atomic(path, "".join(line + "\n" for line in lines))
 
     def _validate(self) -> None:
         from lsd.training.visuals import validation_grid
@@ -332,17 +443,31 @@ class Trainer:
         tracker = acc.get_tracker("tensorboard", unwrap=True)
         tracker.add_image("validation", grid, self.step, dataformats="HWC")
 
-    def train(self, resume: str | os.PathLike | None = None) -> TrainResult:
+    def train(self, resume: str | os.PathLike | None = None, overwrite: bool = False) -> TrainResult:
+        """Train to ``train.max_steps``. ``resume``: ``None`` (a fresh run: the output folder must
+        hold no files unless ``overwrite``, which removes the earlier run's), ``"latest"`` or a
+        checkpoint folder (see :func:`resolve_resume`)."""
         acc, loop = self.accelerator, self.config.train
         start = time.perf_counter()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        replaced = check_run_folder(self.output_dir, resume, overwrite)
         checkpoint = resolve_resume(resume, self.output_dir)
+        acc.wait_for_everyone()  # every process has checked the folder before any writes to it
+        if acc.is_main_process:
+            for entry in replaced:
+                if entry.is_dir():
+                    remove_dir(entry)
+                else:
+                    entry.unlink()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        acc.wait_for_everyone()
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
         elif self.config.init_from is not None:
             load_initial_weights(self.unwrapped, self.config.init_from)
         self._trim_log()
-        acc.init_trackers("lsd", config={"name": self.config.name})
+        # TensorBoard: drop events a killed run wrote past the resumed step
+        tracker_kwargs = {"tensorboard": {"purge_step": self.step + 1}} if self.step else {}
+        acc.init_trackers("lsd", config={"name": self.config.name}, init_kwargs=tracker_kwargs)
         accum = loop.grad_accum
         loader = iter(self._loader(self.step * accum, loop.max_steps * accum))
         bar = tqdm(total=loop.max_steps, initial=self.step, desc="train", disable=not acc.is_main_process)
@@ -388,18 +513,36 @@ class Trainer:
         return TrainResult(self.step, self.output_dir, last_checkpoint, time.perf_counter() - start)
 
 
-def train(config: TrainConfig, resume: str | os.PathLike | None = None) -> TrainResult:
-    """Train with ``config`` (see :class:`Trainer`)."""
-    return Trainer(config).train(resume=resume)
+def train(config: TrainConfig, resume: str | os.PathLike | None = None, overwrite: bool = False) -> TrainResult:
+    """Train with ``config`` (see :class:`Trainer`); the output folder and ``resume`` are checked
+    before the data and autoencoder stages run."""
+    check_run_folder(config.output_dir, resume, overwrite)
+    resolve_resume(resume, config.output_dir)
+    _check_slot_attention(config.model)
+    return Trainer(config).train(resume=resume, overwrite=overwrite)
+
+
+def _check_slot_attention(model: str | dict) -> None:
+    """Build the (small) slot-attention component of the model config once, so that a bad value
+    there (``num_slots=0``) is named before the data and autoencoder stages run."""
+    from lsd.configs import build_component
+
+    spec = load_config(model).get("slot_attention")
+    if isinstance(spec, dict) and "pretrained" not in spec:
+        build_component(spec, "slot_attention")
 
 
 __all__ = [
     "NonFiniteLossError",
+    "RESUME_FREE_FIELDS",
     "TrainResult",
     "Trainer",
+    "check_run_folder",
     "list_checkpoints",
+    "recipe_differences",
     "load_initial_weights",
     "resolve_resume",
     "same_model_config",
     "train",
+    "verify_checkpoint",
 ]

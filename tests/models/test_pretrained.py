@@ -195,3 +195,20 @@ def test_load_unet_from_local_folder_matches_original(tmp_path):
     assert out.shape == (2, 4, 8, 8)
     assert expected.std() > 0  # a non-degenerate output, so the comparison means something
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_a_truncated_or_non_finite_pretrained_vae_is_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from lsd._integrity import NonFiniteWeightsError
+
+    _tiny_vae().save_pretrained(tmp_path / "vae")
+    weights = tmp_path / "vae" / "diffusion_pytorch_model.safetensors"
+    state = load_file(weights)
+    state["encoder.conv_in.bias"][0] = float("nan")
+    save_file(state, weights)
+    with pytest.raises(NonFiniteWeightsError, match=r"pretrained VAE .*vae: tensor encoder\.conv_in\.bias holds NaN"):
+        load_pretrained_vae(tmp_path, subfolder="vae")
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"pretrained VAE: cannot load .*vae \("):
+        load_pretrained_vae(tmp_path, subfolder="vae")

@@ -1,4 +1,4 @@
-"""The stand-in checkpoint shipped in reproductions/: loadable, resumable, trained by the shipped recipe."""
+"""The stand-in checkpoint shipped in reproductions/: loadable, intact, a model + recipe trained by the shipped recipe."""
 
 from __future__ import annotations
 
@@ -62,11 +62,30 @@ def test_shipped_log_never_exceeds_the_recipes_learning_rate_and_reaches_it():
     assert max(rates) == pytest.approx(recipe_lr, rel=1e-6)
 
 
+def test_shipped_folder_matches_its_manifest_and_holds_no_optimizer_state_or_pickle():
+    from lsd._integrity import verify_manifest
+
+    assert verify_manifest(SHIPPED) and verify_manifest(SHIPPED / "model")
+    assert not list(SHIPPED.glob("training_state*")) and not list(SHIPPED.rglob("*.pt"))
+
+
+def test_shipped_folder_is_refused_by_resume_and_starts_a_new_stage_with_init_from(tmp_path):
+    from lsd.training.trainer import load_initial_weights, verify_checkpoint
+
+    with pytest.raises(FileNotFoundError, match="holds no training state.*init_from"):
+        verify_checkpoint(SHIPPED)  # what `lsd train --resume reproductions/checkpoints/movi-e-standin` runs
+    model = LatentSlotDiffusion.from_pretrained(SHIPPED / "model")
+    fresh = LatentSlotDiffusion.from_pretrained(SHIPPED / "model")
+    for p in fresh.parameters():
+        torch.nn.init.zeros_(p)
+    assert load_initial_weights(fresh, SHIPPED) == SHIPPED / "model"
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values(), strict=True))
+
+
 def test_shipped_log_covers_every_stage_and_ends_at_the_checkpoint():
-    state = torch.load(SHIPPED / "training_state.pt", map_location="cpu", weights_only=False)
     records = _records(SHIPPED / "train_log.jsonl")
     stages = json.loads((SHIPPED / "stages.json").read_text())
-    assert records[-1]["step"] == state["step"] == json.loads((SHIPPED / "trainer_state.json").read_text())["step"]
+    assert records[-1]["step"] == json.loads((SHIPPED / "trainer_state.json").read_text())["step"]
     assert records[-1]["total_step"] == stages[-1]["last_step"] and stages[0]["first_step"] == 1
     for before, after in itertools.pairwise(stages):
         assert after["first_step"] == before["last_step"] + 1

@@ -62,9 +62,11 @@ def test_checkpoints_are_complete_limited_and_carry_the_resolved_config(make_con
     for ckpt in found:
         assert {p.name for p in ckpt.iterdir()} == {
             "model",
-            "training_state.pt",
+            "training_state.json",
+            "training_state.safetensors",
             "train_config.json",
             "trainer_state.json",
+            "manifest.json",
         }
         # the whole training config, with the model config resolved (resumable without its file)
         assert json.loads((ckpt / "train_config.json").read_text()) == {
@@ -79,21 +81,23 @@ def test_checkpoints_are_complete_limited_and_carry_the_resolved_config(make_con
 
 
 def test_crash_while_writing_a_checkpoint_leaves_the_previous_one_usable(make_config, monkeypatch):
+    import lsd.training.trainer as trainer_module
+
     config = make_config()
     trainer = Trainer(config, on_step_end=None)
-    original = torch.save
+    original = trainer_module.save_training_state
     calls = {"n": 0}
 
-    def flaky_save(obj, path, *args, **kwargs):
+    def flaky_save(folder, state):
         calls["n"] += 1
         if calls["n"] == 2:  # the second checkpoint (step 4) dies half-written
             raise OSError("disk full")
-        return original(obj, path, *args, **kwargs)
+        return original(folder, state)
 
-    monkeypatch.setattr(torch, "save", flaky_save)
+    monkeypatch.setattr(trainer_module, "save_training_state", flaky_save)
     with pytest.raises(OSError, match="disk full"):
         trainer.train()
-    monkeypatch.setattr(torch, "save", original)
+    monkeypatch.setattr(trainer_module, "save_training_state", original)
     assert [p.name for p in list_checkpoints(config.output_dir)] == ["checkpoint-00000002"]
     assert not [p for p in (Path(config.output_dir) / "checkpoints").iterdir() if p.name.startswith(".")]
     resumed = Trainer(config)
@@ -161,7 +165,7 @@ def test_encoder_group_uses_the_scaled_learning_rate(make_config):
     assert groups == {"encoder": pytest.approx(2e-3), "decoder": pytest.approx(1e-3)}
 
 
-def test_nan_loss_stops_with_the_step_and_saves_the_last_good_state(make_config, monkeypatch):
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint_untouched(make_config, monkeypatch):
     trainer = Trainer(make_config(train={"max_steps": 6}))
     dataset = trainer.dataset
     original = dataset.get
@@ -173,8 +177,15 @@ def test_nan_loss_stops_with_the_step_and_saves_the_last_good_state(make_config,
         return item
 
     monkeypatch.setattr(dataset, "get", poisoned)
-    snapshot = {}
-    trainer.on_step_end = lambda step, t: snapshot.update(weights(t)) if step == 2 else None
+    snapshot, files = {}, {}
+
+    def remember(step, t):
+        if step == 2:
+            snapshot.update(weights(t))
+            folder = t.output_dir / "checkpoints" / "checkpoint-00000002"
+            files.update({p: p.read_bytes() for p in folder.rglob("*") if p.is_file()})
+
+    trainer.on_step_end = remember
     with pytest.raises(
         NonFiniteLossError, match=r"non-finite loss \(nan\) at step 3 .*after step 2.*checkpoint-00000002"
     ):
@@ -185,7 +196,8 @@ def test_nan_loss_stops_with_the_step_and_saves_the_last_good_state(make_config,
     state = lsd.LatentSlotDiffusion.from_pretrained(saved / "model").state_dict()
     assert all(torch.isfinite(v).all() for v in state.values())
     assert_bitwise_equal(state, snapshot)
-    assert json.loads((saved / "trainer_state.json").read_text())["stopped"] == "non-finite loss"
+    # the regular checkpoint of step 2 is the last good state: kept byte for byte, not rewritten
+    assert files and {p: p.read_bytes() for p in saved.rglob("*") if p.is_file()} == files
 
 
 def test_bad_inputs_are_clear_errors(make_config, tmp_path):

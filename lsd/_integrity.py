@@ -1,0 +1,116 @@
+"""Checks that a saved folder is what was written, and that weights are finite.
+
+Manifest (``manifest.json``, written LAST into a folder, see ``docs/checkpoints.md``)::
+
+    {"format": "lsd-manifest-1",
+     "files": {"<path relative to the folder, '/'-separated>": {"size": <bytes>, "sha256": "<hex>"}, ...}}
+
+It lists every file under the folder except itself. :func:`verify_manifest` names each missing,
+resized (truncated), changed or unlisted file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "lsd-manifest-1"
+
+
+class CorruptCheckpointError(ValueError):
+    """A saved folder does not match its manifest (the message names the file), or has none."""
+
+
+class NonFiniteWeightsError(ValueError):
+    """Weights hold NaN or inf (the message names the tensor)."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(folder: Path) -> list[str]:
+    own = folder / MANIFEST_NAME
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p != own)
+
+
+def write_manifest(folder: str | os.PathLike) -> Path:
+    """Hash every file under ``folder`` into ``folder/manifest.json`` (call it after the last write)."""
+    folder = Path(folder)
+    files = {
+        name: {"size": (folder / name).stat().st_size, "sha256": _sha256(folder / name)} for name in _files(folder)
+    }
+    path = folder / MANIFEST_NAME
+    path.write_text(json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def verify_manifest(folder: str | os.PathLike, required: bool = True) -> bool:
+    """Check ``folder`` against its manifest; raise :class:`CorruptCheckpointError` naming every bad
+    file. Returns whether a manifest was there (``required=False`` lets a folder without one pass)."""
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        if required:
+            raise CorruptCheckpointError(f"{folder}: {MANIFEST_NAME} is missing (an incomplete or foreign checkpoint)")
+        return False
+    try:
+        manifest = json.loads(path.read_text())
+        listed: Mapping[str, Mapping] = manifest["files"]
+        if manifest.get("format") != MANIFEST_FORMAT or not isinstance(listed, dict):
+            raise ValueError(f"format {manifest.get('format')!r}")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise CorruptCheckpointError(f"{path}: not an lsd manifest ({err})") from err
+    problems = []
+    for name, entry in sorted(listed.items()):
+        file = folder / name
+        if not file.is_file():
+            problems.append(f"{file} is missing")
+        elif file.stat().st_size != entry.get("size"):
+            problems.append(
+                f"{file} is {file.stat().st_size} bytes, the manifest says {entry.get('size')} (truncated?)"
+            )
+        elif _sha256(file) != entry.get("sha256"):
+            problems.append(f"{file} does not match its sha256 in the manifest (changed or corrupt)")
+    extra = sorted(set(_files(folder)) - set(listed))
+    problems += [f"{folder / name} is not in the manifest (an extra file)" for name in extra]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CorruptCheckpointError(f"{folder} is damaged: {'; '.join(problems[:3])}{more}")
+    return True
+
+
+def first_non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:
+    """Name of the first floating tensor holding NaN or inf, or ``None``."""
+    for name, tensor in named:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
+
+
+def check_finite(named: Iterable[tuple[str, torch.Tensor]], where: str) -> None:
+    """Raise :class:`NonFiniteWeightsError` naming the first tensor with NaN/inf values."""
+    bad = first_non_finite(named)
+    if bad is not None:
+        raise NonFiniteWeightsError(f"{where}: tensor {bad} holds NaN or inf values; refusing to use these weights")
+
+
+__all__ = [
+    "MANIFEST_NAME",
+    "CorruptCheckpointError",
+    "NonFiniteWeightsError",
+    "check_finite",
+    "first_non_finite",
+    "verify_manifest",
+    "write_manifest",
+]
