@@ -48,6 +48,7 @@ from lsd.metrics.probes import DEFAULT_SEED as DEFAULT_PROBE_SEED
 from lsd.metrics.probes import DEFAULT_STEPS as DEFAULT_PROBE_STEPS
 from lsd.metrics.probes import DEFAULT_TRAIN_FRACTION
 from lsd.models.lsd import attention_to_segmentation
+from lsd.models.slot_attention import sample_slot_noise
 
 __all__ = [
     "EvaluationResult",
@@ -81,11 +82,13 @@ def slot_noise(seed: int, indices: Sequence[int], num_slots: int, slot_size: int
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"`seed` must be a non-negative int, got {seed!r}")
-    rows = []
+    generators = []
     for index in indices:
         state = int(np.random.SeedSequence((seed, int(index))).generate_state(1, dtype=np.uint64)[0] >> 1)
-        rows.append(torch.randn((num_slots, slot_size), generator=torch.Generator().manual_seed(state)))
-    return torch.stack(rows) if rows else torch.zeros(0, num_slots, slot_size)
+        generators.append(torch.Generator().manual_seed(state))
+    if not generators:
+        return torch.zeros(0, num_slots, slot_size)
+    return sample_slot_noise(num_slots, slot_size, len(generators), generators)
 
 
 def backbone_view(model, pixel_values: torch.Tensor, backbone_pixel_values: torch.Tensor | None = None):

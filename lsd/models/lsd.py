@@ -20,31 +20,20 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from diffusers import DDPMScheduler, UNet2DConditionModel
 from torch import nn
 
 from lsd._atomic import atomic_dir
 from lsd._integrity import check_finite, verify_manifest, write_manifest
 from lsd.backends import resolve_kernel_backend
 from lsd.models.autoencoder import Autoencoder, PixelUnshuffleAutoencoder, decode_latents, encode_latents
-from lsd.models.backbone import CNNBackbone
-from lsd.models.denoiser import SlotConditionedUNet, set_unet_kernel_backend
+from lsd.models.denoiser import set_unet_kernel_backend
 from lsd.models.objective_options import DiffusionObjective
+from lsd.models.registry import component_classes
 from lsd.models.slot_attention import SlotAttention, SlotAttentionOutput
 
 LSD_CONFIG_NAME = "lsd_config.json"
 PREDICTION_TYPES = ("epsilon", "v_prediction")
-
-
-def _component_classes() -> dict[str, type]:
-    """Class name (as written in a component's config ``_class_name``) -> class."""
-    from lsd.models.dinov2 import DINOv2Backbone  # transformers is imported only when used
-
-    classes = [
-        CNNBackbone, DINOv2Backbone, SlotAttention, SlotConditionedUNet, UNet2DConditionModel,
-        AutoencoderKL, PixelUnshuffleAutoencoder, DDPMScheduler,
-    ]  # fmt: skip
-    return {cls.__name__: cls for cls in classes}
 
 
 class LatentSlotDiffusion(nn.Module):
@@ -251,7 +240,7 @@ class LatentSlotDiffusion(nn.Module):
             listed = dict(meta["components"])
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
             raise ValueError(f"{meta_path}: not an lsd model config ({type(err).__name__}: {err})") from err
-        classes = _component_classes()
+        classes = component_classes()
         components: dict[str, Any] = {}
         for name, class_name in listed.items():
             if name in component_overrides:

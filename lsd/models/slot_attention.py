@@ -35,7 +35,7 @@ from torch import nn
 from lsd.backends import resolve_kernel_backend
 from lsd.models.positional import CartesianPositionalEmbedding
 
-__all__ = ["SlotAttention", "SlotAttentionOutput", "slot_attention_updates_ref"]
+__all__ = ["SlotAttention", "SlotAttentionOutput", "sample_slot_noise", "slot_attention_updates_ref"]
 
 #: The read-out of one iteration: :func:`lsd_kernels.reference.slot_attention_updates_ref` (torch
 #: backend) or the fused :func:`lsd_kernels.slot_attention.slot_attention_updates` (triton backend).
@@ -57,6 +57,32 @@ class SlotAttentionOutput:
     slots: torch.Tensor
     attn: torch.Tensor
     hidden: torch.Tensor
+
+
+def sample_slot_noise(
+    num_slots: int,
+    slot_size: int,
+    batch_size: int,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The slot-init noise ``(batch_size, num_slots, slot_size)``: standard-normal draws that
+    :meth:`SlotAttention.forward` turns into initial slots (``mu + sigma * noise``, the release's
+    Gaussian init). The project's one slot-noise draw: training, the pipeline, validation figures
+    and evaluation all call it.
+
+    ``generator``: one generator, or one per sample (row ``b`` then comes from ``generator[b]``
+    alone, as diffusers' ``randn_tensor`` draws it); draws happen on the generator's device and
+    are moved to ``device`` (default: the generator's device, else the CPU).
+    """
+    from diffusers.utils.torch_utils import randn_tensor
+
+    if device is None:
+        first = generator[0] if isinstance(generator, list) and generator else generator
+        device = first.device if first is not None else torch.device("cpu")
+    shape = (batch_size, num_slots, slot_size)
+    return randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype)
 
 
 class SlotAttention(ModelMixin, ConfigMixin):

@@ -41,6 +41,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from lsd.models.autoencoder import PixelUnshuffleAutoencoder
 from lsd.models.lsd import LatentSlotDiffusion, attention_to_segmentation
 from lsd.models.objective_options import DiffusionObjective
+from lsd.models.slot_attention import sample_slot_noise
 
 #: ``sampler=`` name -> diffusers scheduler class (built from the training scheduler's config).
 SAMPLERS = {"dpm": DPMSolverMultistepScheduler, "ddim": DDIMScheduler}
@@ -307,8 +308,9 @@ class LSDPipeline(DiffusionPipeline):
         """Slots ``(b, S, D)`` and segmentation masks ``(b, R, R)`` of pixels ``(b, 3, R, R)``."""
         sa = self.slot_attention.config
         if noise is None and not sa.learnable_slot_init:
-            shape = (pixels.shape[0], sa.num_slots, sa.slot_size)
-            noise = randn_tensor(shape, generator=generator, device=pixels.device, dtype=self.slot_attention.dtype)
+            noise = sample_slot_noise(
+                sa.num_slots, sa.slot_size, pixels.shape[0], generator, pixels.device, self.slot_attention.dtype
+            )
         elif noise is not None:
             noise = noise.to(device=pixels.device, dtype=self.slot_attention.dtype)
         encoding = self.model.encode(pixels, noise=noise, backbone_pixel_values=view)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -223,22 +222,11 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
 def load_train_config(name_or_path: str | os.PathLike | dict, overrides: list[str] = ()) -> TrainConfig:
     """A shipped training config name (``lsd.configs/train/<name>.json``), a JSON path or a dict,
     with ``overrides`` applied."""
-    if isinstance(name_or_path, dict):
-        values, source = json.loads(json.dumps(name_or_path)), "<dict>"
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            shipped = resources.files("lsd.configs") / "train" / f"{name_or_path}.json"
-            if not shipped.is_file():
-                raise FileNotFoundError(
-                    f"no training config {str(name_or_path)!r}: not a file and not one of {available_train_configs()}"
-                )
-            path = Path(str(shipped))
-        source = str(path)
-        try:
-            values = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: invalid JSON ({err})") from err
+    from lsd.configs import read_config_json
+
+    values, source = read_config_json(
+        name_or_path, resources.files("lsd.configs") / "train", "training config", str(available_train_configs())
+    )
     values = apply_overrides(values, list(overrides))
     try:
         return _build(values)

@@ -26,7 +26,7 @@ from torch import nn
 
 from lsd.models.lsd import LatentSlotDiffusion
 from lsd.models.objective_options import DiffusionObjective
-from lsd.models.slot_attention import SlotAttentionOutput
+from lsd.models.slot_attention import SlotAttentionOutput, sample_slot_noise
 
 
 @dataclass
@@ -83,8 +83,9 @@ def training_loss(
     timesteps = timesteps.to(device=device, dtype=torch.long)
     if slot_noise is None and not model.slot_attention.config.learnable_slot_init:
         sa = model.slot_attention.config
-        shape = (batch, sa.num_slots, sa.slot_size)
-        slot_noise = randn_tensor(shape, generator=generator, device=device, dtype=model.slot_attention.dtype)
+        slot_noise = sample_slot_noise(
+            sa.num_slots, sa.slot_size, batch, generator, device=device, dtype=model.slot_attention.dtype
+        )
 
     noisy = sched.add_noise(latents, noise, timesteps)
     encoding = model.encode(pixel_values, noise=slot_noise, backbone_pixel_values=backbone_pixel_values)

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from lsd._atomic import atomic_write
+from lsd.models.slot_attention import sample_slot_noise
 
 
 def slot_colours(num_slots: int) -> np.ndarray:
@@ -42,7 +43,7 @@ def validation_grid(model, images: torch.Tensor, path: str | os.PathLike, sample
     noise = None
     sa = model.slot_attention.config
     if not sa.learnable_slot_init:
-        noise = torch.randn(images.shape[0], sa.num_slots, sa.slot_size, generator=gen).to(images.device)
+        noise = sample_slot_noise(sa.num_slots, sa.slot_size, images.shape[0], gen).to(images.device)
     encoding = model.encode(images, noise=noise)
     from lsd.models.lsd import attention_to_segmentation
 
