@@ -127,11 +127,13 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from PIL import Image, UnidentifiedImageError
     from tqdm.auto import tqdm
 
+    from lsd._atomic import atomic_write, check_output_dir
     from lsd.data.images import GlobImageDataset
     from lsd.pipelines import LSDPipeline
 
     if not Path(args.images).is_dir():
         raise FileNotFoundError(f"images folder {args.images} does not exist")
+    check_output_dir(args.output, "--output")
     if args.steps < 1 or args.batch_size < 1:
         raise ValueError(f"--steps and --batch-size must be >= 1, got {args.steps} and {args.batch_size}")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -172,7 +174,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
         for i, image in zip(indices, out.images, strict=True):
             target = output / Path(dataset.files[i]).relative_to(root).with_suffix(".png")
             target.parent.mkdir(parents=True, exist_ok=True)
-            image.save(target)
+            atomic_write(target, lambda tmp, image=image: image.save(tmp, format="PNG"))
     print(f"{len(dataset)} reconstructions in {output}")
     return 0
 
@@ -264,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--clevrtex-crop", default="lsd", choices=["lsd", "official"], help="CLEVRTex protocol")
     evaluate.set_defaults(func=_evaluate)
 
-    reconstruct = sub.add_parser(
+    reconstruct = add(
         "reconstruct", help="decode every image of a folder from its own slots (images -> slots -> images)"
     )
     reconstruct.add_argument("images", help="folder of images (files matching --pattern)")

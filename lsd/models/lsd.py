@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -202,10 +202,15 @@ class LatentSlotDiffusion(nn.Module):
         return resolved
 
     # -- persistence ---------------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, write_extra: Callable[[Path], None] | None = None
+    ) -> None:
         """Write the whole model as one folder: a subfolder per component (diffusers layout, weights
         in safetensors), ``lsd_config.json`` and, last, ``manifest.json`` (size + sha256 of every
-        file). Written to a temporary folder first, then renamed into place (:mod:`lsd._atomic`)."""
+        file). Written to a temporary folder first, then renamed into place (:mod:`lsd._atomic`).
+
+        ``write_extra(folder)``: writes further files into the folder before the manifest, so they
+        are covered by it (the pipeline's null embedding)."""
         with atomic_dir(save_directory) as tmp:
             components = {}
             for name in self.COMPONENTS:
@@ -216,6 +221,8 @@ class LatentSlotDiffusion(nn.Module):
                 components[name] = type(component).__name__
             meta = {"components": components, "objective": asdict(self.objective), "frozen": list(self.frozen)}
             (tmp / LSD_CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+            if write_extra is not None:
+                write_extra(tmp)
             write_manifest(tmp)
 
     @classmethod

@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -150,9 +149,11 @@ class LSDPipeline(DiffusionPipeline):
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
         """Write an lsd model folder (:meth:`LatentSlotDiffusion.save_pretrained`) plus the null
         embedding, if set, as ``null_embedding.safetensors``."""
-        self.model.save_pretrained(save_directory)
-        if self.null_embedding is not None:
-            save_null_embedding(self.null_embedding, Path(save_directory) / NULL_EMBEDDING_FILE)
+        embedding = self.null_embedding
+        write_extra = (
+            None if embedding is None else lambda tmp: save_null_embedding(embedding, tmp / NULL_EMBEDDING_FILE)
+        )
+        self.model.save_pretrained(save_directory, write_extra=write_extra)
 
     @property
     def model(self) -> LatentSlotDiffusion:
