@@ -115,6 +115,10 @@ class TrainConfig:
     # with a fresh optimizer and schedule at step 0; every parameter must match the model's shape.
     # Ignored when the run resumes (the checkpoint holds the weights). None: random init.
     init_from: str | None = None
+    # With init_from: copy only these components' weights (e.g. ["backbone", "slot_attention"] to
+    # train a new decoder on a trained encoder); the others keep their fresh init and may differ in
+    # shape from the source's. None: every component.
+    init_from_components: list[str] | None = None
     output_dir: str = "outputs/lsd"
     data: DataConfig = field(default_factory=DataConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
@@ -208,6 +212,9 @@ def load_train_config(name_or_path: str | os.PathLike | dict, overrides: list[st
     return config
 
 
+_MODEL_COMPONENTS = ("backbone", "slot_attention", "unet", "vae")  # LatentSlotDiffusion's weight-holding parts
+
+
 def validate(config: TrainConfig) -> None:
     """Value checks that name the offending field."""
     checks = [
@@ -223,6 +230,11 @@ def validate(config: TrainConfig) -> None:
         (config.checkpoint.every >= 1, "checkpoint.every must be >= 1"),
         (config.checkpoint.total_limit is None or config.checkpoint.total_limit >= 1, "checkpoint.total_limit must be >= 1 or null"),
         (config.optim.lr > 0, "optim.lr must be > 0"),
+        (config.init_from_components is None or config.init_from is not None,
+         "init_from_components needs init_from"),
+        (config.init_from_components is None
+         or (bool(config.init_from_components) and set(config.init_from_components) <= set(_MODEL_COMPONENTS)),
+         f"init_from_components must be a non-empty list of {list(_MODEL_COMPONENTS)}"),
     ]  # fmt: skip
     for ok, message in checks:
         if not ok:
