@@ -31,7 +31,7 @@ Images without an object slot (or whose donor has none) are skipped and counted.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -44,7 +44,7 @@ from lsd.metrics.fid import fid_from_features
 from lsd.metrics.generation import FALLBACK_FEATURES_NAME, FallbackFeatures, neighbour_difference, psnr
 from lsd.models.lsd import attention_to_segmentation
 
-__all__ = ["GenerationProtocol", "best_iou", "evaluate_generation"]
+__all__ = ["EditedScenes", "GenerationProtocol", "best_iou", "edit_scenes", "evaluate_generation", "score_edits"]
 
 KEEP_TOLERANCE = 0.1
 REGION_MAJORITY = 0.5
@@ -104,8 +104,165 @@ def _features(images: torch.Tensor, extractor, batch_size: int) -> torch.Tensor:
         )
 
 
+@dataclass
+class EditedScenes:
+    """Held-out images, their slots and segmentation, and every edit decoded (image ``i``'s donor
+    is image ``(i + 1) % N``). Images ``(N, 3, R, R)`` in ``[-1, 1]``; segmentations ``(N, R, R)``.
+
+    Attributes:
+        real, slots ``(N, S, D)``, segmentation, background ``(N,)``: the inputs, encoded.
+        objects: per image, its object slots, largest first.
+        own, own_segmentation: decoded from the unedited slots, and re-segmented.
+        edited: ``"removal"`` / ``"insertion"`` / ``"background"`` -> (images, re-segmentation).
+        removed, inserted: per image, the slot removed / the donor slot inserted (-1: none).
+    """
+
+    real: torch.Tensor
+    slots: torch.Tensor
+    segmentation: torch.Tensor
+    background: torch.Tensor
+    objects: list[list[int]]
+    own: torch.Tensor
+    own_segmentation: torch.Tensor
+    edited: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    removed: list[int] = field(default_factory=list)
+    inserted: list[int] = field(default_factory=list)
+
+    @property
+    def donor(self) -> list[int]:
+        return [(i + 1) % len(self.real) for i in range(len(self.real))]
+
+
+def _encode_all(model, real: torch.Tensor, p: GenerationProtocol) -> tuple[torch.Tensor, torch.Tensor]:
+    slots, segmentation = [], []
+    for i in range(0, len(real), p.batch_size):
+        batch = list(range(i, min(i + p.batch_size, len(real))))
+        encoding = encode_images(model, real[batch], p.seed, batch)
+        slots.append(encoding.slots.float())
+        segmentation.append(attention_to_segmentation(encoding.attn, tuple(real.shape[-2:])).cpu())
+    return torch.cat(slots), torch.cat(segmentation)
+
+
+def _resegment(model, images: torch.Tensor, p: GenerationProtocol) -> torch.Tensor:
+    return torch.cat([
+        segment_images(model, images[i : i + p.batch_size], p.seed, range(i, min(i + p.batch_size, len(images))))
+        for i in range(0, len(images), p.batch_size)
+    ])  # fmt: skip
+
+
+def edit_scenes(
+    model, real: torch.Tensor, protocol: GenerationProtocol, decode: SlotDecoder, progress: bool = False
+) -> EditedScenes:
+    """Encode ``real`` ``(N, 3, R, R)``, decode its own slots and the three edits of the module
+    docstring (same sampler noise per image), and re-segment every decoded image."""
+    p, device = protocol, model.device
+    indices = list(range(len(real)))
+    num_slots = model.slot_attention.config.num_slots
+    slots, segmentation = _encode_all(model, real, p)
+    background = background_slot(segmentation, num_slots)
+    objects = object_slots(segmentation, num_slots, MIN_OBJECT_PIXELS, background)
+    bar = tqdm(total=4, desc="edits", disable=not progress)
+    own = _batched(decode, slots, image_generators(p.seed, indices, device), p.batch_size)
+    bar.update()
+    scenes = EditedScenes(real, slots, segmentation, background, objects, own, _resegment(model, own, p))
+    donor = torch.tensor(scenes.donor)
+    scenes.removed = [o[0] if o else -1 for o in objects]
+    scenes.inserted = [objects[d][0] if objects[d] else -1 for d in scenes.donor]
+    edits = {
+        "removal": remove_slot(slots, torch.tensor([max(k, 0) for k in scenes.removed])),
+        "insertion": insert_slot(slots, slots[donor, torch.tensor([max(k, 0) for k in scenes.inserted])]),
+        "background": replace_slot(slots, background, slots[donor, background[donor]]),
+    }
+    for name, edited_slots in edits.items():
+        images = _batched(decode, edited_slots, image_generators(p.seed, indices, device), p.batch_size)
+        scenes.edited[name] = (images, _resegment(model, images, p))
+        bar.update()
+    bar.close()
+    return scenes
+
+
 def _mean(values: list[float]) -> float | None:
     return float(sum(values) / len(values)) if values else None
+
+
+def _fraction(rows: list[dict[str, Any]], test) -> float | None:
+    return _mean([float(test(r)) for r in rows])
+
+
+def score_edits(scenes: EditedScenes, num_slots: int) -> dict[str, Any]:
+    """The edit measures of the module docstring, as the ``"edits"`` record of ``results.json``."""
+    s = scenes
+    editable = [i for i, (k, d) in enumerate(zip(s.removed, s.inserted, strict=True)) if k >= 0 and d >= 0]
+    removal, insertion, swap = [], [], []
+    for i in editable:
+        seg, ref, donor = s.segmentation[i], s.own_segmentation[i], s.donor[i]
+        regions = {slot: seg == slot for slot in s.objects[i]}
+
+        images, seg_edit = s.edited["removal"][0][i], s.edited["removal"][1][i]
+        k = s.removed[i]
+        edit_background = background_slot(seg_edit[None], num_slots)[0]
+        to_background = (seg_edit[regions[k]] == edit_background).float().mean().item()
+        keep, drop = _keeps([r for slot, r in regions.items() if slot != k], ref, seg_edit)
+        removal.append({"to_background": to_background, "keeps": keep, "worst_drop": drop})
+
+        donor_region = s.segmentation[donor] == s.inserted[i]
+        images, seg_edit = s.edited["insertion"][0][i], s.edited["insertion"][1][i]
+        iou = best_iou(donor_region, seg_edit, exclude=int(background_slot(seg_edit[None], num_slots)[0]))
+        donor_pixels = s.real[donor][:, donor_region]
+        clear = [r for r in regions.values() if (r & donor_region).sum() < 0.1 * r.sum()]
+        keep, drop = _keeps(clear, ref, seg_edit)
+        insertion.append({
+            "iou": iou, "keeps": keep, "worst_drop": drop,
+            "error_to_donor": (images[:, donor_region] - donor_pixels).abs().mean().item(),
+            "error_before": (s.own[i][:, donor_region] - donor_pixels).abs().mean().item(),
+        })  # fmt: skip
+
+        images, seg_edit = s.edited["background"][0][i], s.edited["background"][1][i]
+        shared = (seg == s.background[i]) & (s.segmentation[donor] == s.background[donor])
+        keep, drop = _keeps(list(regions.values()), ref, seg_edit)
+        if shared.any():
+            to_donor = (images[:, shared] - s.real[donor][:, shared]).abs().mean().item()
+            to_self = (images[:, shared] - s.real[i][:, shared]).abs().mean().item()
+            swap.append({"error_to_donor": to_donor, "error_to_original": to_self, "keeps": keep, "worst_drop": drop})
+
+    majority = lambda r: r["to_background"] >= REGION_MAJORITY  # noqa: E731
+    return {
+        "num_scenes": len(editable),
+        "skipped_no_object": len(s.real) - len(editable),
+        "removal": {
+            "success": _fraction(removal, majority),
+            "others_keep": _fraction(removal, lambda r: r["keeps"]),
+            "success_and_keep": _fraction(removal, lambda r: majority(r) and r["keeps"]),
+            "mean_region_to_background": _mean([r["to_background"] for r in removal]),
+            "mean_worst_drop": _mean([r["worst_drop"] for r in removal]),
+        },
+        "insertion": {
+            "success": _fraction(insertion, lambda r: r["iou"] >= INSERT_IOU),
+            "others_keep": _fraction(insertion, lambda r: r["keeps"]),
+            "mean_iou": _mean([r["iou"] for r in insertion]),
+            "mean_error_to_donor": _mean([r["error_to_donor"] for r in insertion]),
+            "mean_error_to_donor_before": _mean([r["error_before"] for r in insertion]),
+        },
+        "background": {
+            "num_scenes": len(swap),
+            "success": _fraction(swap, lambda r: r["error_to_donor"] < r["error_to_original"]),
+            "others_keep": _fraction(swap, lambda r: r["keeps"]),
+            "mean_error_to_donor": _mean([r["error_to_donor"] for r in swap]),
+            "mean_error_to_original": _mean([r["error_to_original"] for r in swap]),
+        },
+        "rules": {"region_majority": REGION_MAJORITY, "insert_iou": INSERT_IOU, "keep_tolerance": KEEP_TOLERANCE,
+                  "min_object_pixels": MIN_OBJECT_PIXELS},
+    }  # fmt: skip
+
+
+def protocol_record(protocol: GenerationProtocol) -> dict[str, Any]:
+    """The pinned settings as written to ``results.json``."""
+    return {
+        "num_images": protocol.num_images, "sampler": protocol.sampler,
+        "num_inference_steps": protocol.num_inference_steps, "seed": protocol.seed, "guidance_scale": 1.0,
+        "seeds": "image i: slot noise slot_noise(seed, i), sampler noise SeedSequence((seed, i, 1)); "
+                 "compose and shuffle: torch.Generator().manual_seed(seed)",
+    }  # fmt: skip
 
 
 def evaluate_generation(
@@ -129,111 +286,29 @@ def evaluate_generation(
     p = protocol
     if p.num_images > len(dataset):
         raise ValueError(f"`num_images` {p.num_images} is more than the dataset's {len(dataset)} images")
-    device = model.device
-    indices = list(range(p.num_images))
-    real = torch.stack([dataset[i]["pixel_values"] for i in indices])
-    num_slots = model.slot_attention.config.num_slots
-    slots, segmentation = [], []
-    for i in range(0, p.num_images, p.batch_size):
-        batch = indices[i : i + p.batch_size]
-        encoding = encode_images(model, real[batch], p.seed, batch)
-        slots.append(encoding.slots.float())
-        segmentation.append(attention_to_segmentation(encoding.attn, tuple(real.shape[-2:])).cpu())
-    slots, segmentation = torch.cat(slots), torch.cat(segmentation)
-    background = background_slot(segmentation, num_slots)
-    objects = object_slots(segmentation, num_slots, MIN_OBJECT_PIXELS, background)
     if decode is None:
         decode = slot_decoder(model, p.num_inference_steps, p.sampler)
-
-    def generators() -> list[torch.Generator]:  # fresh generators: every decode starts from the same noise
-        return image_generators(p.seed, indices, device)
-
-    def resegment(images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([
-            segment_images(model, images[i : i + p.batch_size], p.seed, indices[i : i + p.batch_size])
-            for i in range(0, p.num_images, p.batch_size)
-        ])  # fmt: skip
-
-    steps = tqdm(total=6, desc="generation measures", disable=not progress)
-
-    own = _batched(decode, slots, generators(), p.batch_size)
-    steps.update()
-    composed_slots = library.compose(p.num_images, torch.Generator().manual_seed(p.seed)).to(slots)
+    indices = list(range(p.num_images))
+    real = torch.stack([dataset[i]["pixel_values"] for i in indices])
+    scenes = edit_scenes(model, real, p, decode, progress)
+    generators = lambda: image_generators(p.seed, indices, model.device)  # noqa: E731
+    composed_slots = library.compose(p.num_images, torch.Generator().manual_seed(p.seed)).to(scenes.slots)
     composed = _batched(decode, composed_slots, generators(), p.batch_size)
-    steps.update()
-    shuffled = _batched(decode, shuffle_slots(slots, torch.Generator().manual_seed(p.seed)), generators(), p.batch_size)
-    steps.update()
+    shuffled_slots = shuffle_slots(scenes.slots, torch.Generator().manual_seed(p.seed))
+    shuffled = _batched(decode, shuffled_slots, generators(), p.batch_size)
 
     extractor = inception if inception is not None else FallbackFeatures()
     to_unit = (lambda x: (x + 1) / 2) if inception is not None else (lambda x: x)  # Inception takes [0, 1]
     real_features = _features(to_unit(real), extractor, p.batch_size)
     distances = {
         name: fid_from_features(_features(to_unit(images), extractor, p.batch_size), real_features)
-        for name, images in (("own_slots", own), ("composed", composed), ("shuffled", shuffled))
+        for name, images in (("own_slots", scenes.own), ("composed", composed), ("shuffled", shuffled))
     }
-    reference_segmentation = resegment(own)
-
-    # -- edits (image i, donor i + 1) ---------------------------------------------------------
-    donor = [(i + 1) % p.num_images for i in indices]
-    editable = [i for i in indices if objects[i] and objects[donor[i]]]
-    removed_ids = torch.tensor([objects[i][0] if objects[i] else 0 for i in indices])
-    donor_ids = torch.tensor([objects[donor[i]][0] if objects[donor[i]] else 0 for i in indices])
-    donor_slots = slots[torch.tensor(donor), donor_ids]
-    edits = {
-        "removal": remove_slot(slots, removed_ids),
-        "insertion": insert_slot(slots, donor_slots),
-        "background": replace_slot(slots, background, slots[torch.tensor(donor), background[torch.tensor(donor)]]),
-    }
-    edited = {}
-    for name, edited_slots in edits.items():
-        images = _batched(decode, edited_slots, generators(), p.batch_size)
-        edited[name] = (images, resegment(images))
-        steps.update()
-    steps.close()
-
-    removal, insertion, swap = [], [], []
-    for i in editable:
-        seg, ref = segmentation[i], reference_segmentation[i]
-        regions = {s: seg == s for s in objects[i]}
-        images, seg_edit = edited["removal"][0][i], edited["removal"][1][i]
-        k = objects[i][0]
-        to_background = (seg_edit[regions[k]] == background_slot(seg_edit[None], num_slots)[0]).float().mean().item()
-        keep, drop = _keeps([r for s, r in regions.items() if s != k], ref, seg_edit)
-        removal.append({"to_background": to_background, "keeps": keep, "worst_drop": drop})
-
-        donor_region = segmentation[donor[i]] == objects[donor[i]][0]
-        images, seg_edit = edited["insertion"][0][i], edited["insertion"][1][i]
-        iou = best_iou(donor_region, seg_edit, exclude=int(background_slot(seg_edit[None], num_slots)[0]))
-        donor_pixels = real[donor[i]][:, donor_region]
-        clear = [r for r in regions.values() if (r & donor_region).sum() < 0.1 * r.sum()]
-        keep, drop = _keeps(clear, ref, seg_edit)
-        insertion.append({
-            "iou": iou, "keeps": keep, "worst_drop": drop,
-            "error_to_donor": (images[:, donor_region] - donor_pixels).abs().mean().item(),
-            "error_before": (own[i][:, donor_region] - donor_pixels).abs().mean().item(),
-        })  # fmt: skip
-
-        images, seg_edit = edited["background"][0][i], edited["background"][1][i]
-        shared = (seg == background[i]) & (segmentation[donor[i]] == background[donor[i]])
-        keep, drop = _keeps(list(regions.values()), ref, seg_edit)
-        if shared.any():
-            to_donor = (images[:, shared] - real[donor[i]][:, shared]).abs().mean().item()
-            to_self = (images[:, shared] - real[i][:, shared]).abs().mean().item()
-            swap.append({"error_to_donor": to_donor, "error_to_original": to_self, "keeps": keep, "worst_drop": drop})
-
-    def fraction(rows: list[dict[str, Any]], test) -> float | None:
-        return _mean([float(test(r)) for r in rows])
-
     return {
-        "protocol": {
-            "num_images": p.num_images, "sampler": p.sampler, "num_inference_steps": p.num_inference_steps,
-            "seed": p.seed, "guidance_scale": 1.0,
-            "seeds": "image i: slot noise slot_noise(seed, i), sampler noise SeedSequence((seed, i, 1)); "
-                     "compose and shuffle: torch.Generator().manual_seed(seed)",
-        },  # fmt: skip
+        "protocol": protocol_record(p),
         "reconstruction": {
-            "psnr_db": float(psnr(own, real).mean()),
-            "neighbour_difference": float(neighbour_difference(own).mean()),
+            "psnr_db": float(psnr(scenes.own, real).mean()),
+            "neighbour_difference": float(neighbour_difference(scenes.own).mean()),
             "neighbour_difference_real": float(neighbour_difference(real).mean()),
         },
         "distances": {
@@ -246,33 +321,8 @@ def evaluate_generation(
             "num_concepts": library.num_concepts, "num_background_concepts": library.num_background_concepts,
             "num_slots": library.num_slots, **{k: v for k, v in library.meta.items() if k in ("num_images", "seed")},
         },  # fmt: skip
-        "edits": {
-            "num_scenes": len(editable),
-            "skipped_no_object": p.num_images - len(editable),
-            "removal": {
-                "success": fraction(removal, lambda r: r["to_background"] >= REGION_MAJORITY),
-                "others_keep": fraction(removal, lambda r: r["keeps"]),
-                "success_and_keep": fraction(removal, lambda r: r["to_background"] >= REGION_MAJORITY and r["keeps"]),
-                "mean_region_to_background": _mean([r["to_background"] for r in removal]),
-            },
-            "insertion": {
-                "success": fraction(insertion, lambda r: r["iou"] >= INSERT_IOU),
-                "others_keep": fraction(insertion, lambda r: r["keeps"]),
-                "mean_iou": _mean([r["iou"] for r in insertion]),
-                "mean_error_to_donor": _mean([r["error_to_donor"] for r in insertion]),
-                "mean_error_to_donor_before": _mean([r["error_before"] for r in insertion]),
-            },
-            "background": {
-                "num_scenes": len(swap),
-                "success": fraction(swap, lambda r: r["error_to_donor"] < r["error_to_original"]),
-                "others_keep": fraction(swap, lambda r: r["keeps"]),
-                "mean_error_to_donor": _mean([r["error_to_donor"] for r in swap]),
-                "mean_error_to_original": _mean([r["error_to_original"] for r in swap]),
-            },
-            "rules": {"region_majority": REGION_MAJORITY, "insert_iou": INSERT_IOU, "keep_tolerance": KEEP_TOLERANCE,
-                      "min_object_pixels": MIN_OBJECT_PIXELS},
-        },  # fmt: skip
+        "edits": score_edits(scenes, model.slot_attention.config.num_slots),
         "seconds": time.perf_counter() - start,
-        "images": {"real": real, "own_slots": own, "composed": composed, "shuffled": shuffled,
-                   **{f"edit_{k}": v[0] for k, v in edited.items()}},
+        "images": {"real": real, "own_slots": scenes.own, "composed": composed, "shuffled": shuffled,
+                   **{f"edit_{k}": v[0] for k, v in scenes.edited.items()}},
     }  # fmt: skip
