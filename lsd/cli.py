@@ -1,4 +1,5 @@
-"""The ``lsd`` command line: ``lsd train``, ``lsd synth``, ``lsd evaluate``, ``lsd bench-report`` (also ``python -m lsd ...``).
+"""The ``lsd`` command line: ``lsd train``, ``lsd synth``, ``lsd evaluate``, ``lsd bench-report``, ``lsd compose``,
+``lsd edit``, ``lsd evaluate-generation`` (also ``python -m lsd ...``).
 
 Multi-GPU / multi-node: ``accelerate launch [--num_processes N ...] -m lsd train --config ...``.
 """
@@ -158,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_report = sub.add_parser("bench-report", help="pytest-benchmark JSON -> markdown table of ratios and a chart")
     add_arguments(bench_report)
     bench_report.set_defaults(func=_bench_report)
+
+    from lsd.generation.commands import add_commands
+
+    add_commands(sub)  # compose, edit, evaluate-generation
     return parser
 
 
