@@ -1,5 +1,6 @@
 """The ``lsd`` command line: ``lsd train``, ``lsd synth``, ``lsd evaluate``, ``lsd reconstruct``,
-``lsd bench-report``, ``lsd convert-checkpoint`` (also ``python -m lsd ...``).
+``lsd compose``, ``lsd edit``, ``lsd evaluate-generation``, ``lsd bench-report``,
+``lsd convert-checkpoint`` (also ``python -m lsd ...``).
 
 Multi-GPU / multi-node: ``accelerate launch [--num_processes N ...] -m lsd train --config ...``.
 
@@ -300,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("folder", help="the checkpoint folder (checkpoint-N/) holding training_state.pt")
     convert.set_defaults(func=_convert_checkpoint)
+
+    from lsd.generation.commands import add_commands
+
+    add_commands(add)  # compose, edit, evaluate-generation
     return parser
 
 

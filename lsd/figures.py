@@ -1,6 +1,6 @@
 """Every figure the project draws: an evaluation's segmentations, a reproduction's training curves
 with the slot diagnostic, segmentations of held-out scenes side by side and reconstructions
-decoded from slots. Each is written atomically (a temporary file renamed into place) with
+decoded from slots, the validation grid and the slot overlays of generation figures (PIL). Each is written atomically (a temporary file renamed into place) with
 matplotlib's object API (no pyplot global state); matplotlib is imported on first use.
 
 Conventions: images ``(3, H, W)`` in [-1, 1]; GT ids 0 = background (drawn black), 1..K objects;
@@ -14,8 +14,33 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
-from lsd._atomic import save_figure_atomic
+from lsd._atomic import atomic_write, save_figure_atomic
+
+
+def slot_colours(num_slots: int) -> np.ndarray:
+    """``(S, 3)`` distinct colours in [0, 1] (matplotlib's tab20, cycled)."""
+    from matplotlib import colormaps
+
+    table = colormaps["tab20"].colors
+    return np.array([table[i % len(table)] for i in range(num_slots)], dtype=np.float32)
+
+
+def overlay(images: torch.Tensor, masks: torch.Tensor, num_slots: int, alpha: float = 0.5) -> torch.Tensor:
+    """Blend slot colours into images. images ``(B, 3, H, W)`` in [-1, 1], masks ``(B, H, W)`` ids."""
+    colours = torch.from_numpy(slot_colours(num_slots)).to(images.device) * 2 - 1  # (S, 3)
+    painted = colours[masks].permute(0, 3, 1, 2)  # (B, 3, H, W)
+    return (1 - alpha) * images + alpha * painted
+
+
+def grid_png(columns: list[torch.Tensor], path: str | os.PathLike) -> np.ndarray:
+    """Write a grid (rows = images, columns = the given ``(B, 3, H, W)`` tensors in [-1, 1]) as PNG,
+    written to a temporary name then renamed. Returns the ``(H_total, W_total, 3)`` uint8 array."""
+    rows = torch.cat([torch.cat(list(col.float().cpu()), dim=1) for col in columns], dim=2)  # (3, B*H, C*W)
+    array = ((rows.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+    return array
 
 
 def colour_ids(ids: np.ndarray, num_colours: int, background_black: bool) -> np.ndarray:
@@ -140,6 +165,8 @@ def plot_segmentations(examples: dict[str, torch.Tensor], path: str | os.PathLik
 
 __all__ = [
     "colour_ids",
+    "grid_png",
+    "overlay",
     "plot_reconstructions",
     "plot_segmentation_comparison",
     "plot_segmentations",

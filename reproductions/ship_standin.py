@@ -22,6 +22,13 @@ stages); the folder is evaluated by the reproduction pipeline on the held-out st
 README records the stages, the learning rate over the whole run and the table, and
 `manifest.json` (written last) the size and sha256 of every file. The folder is replaced
 atomically (:func:`lsd._atomic.atomic_dir`).
+
+A **decoder stage** trains a new decoder on the shipped encoder: `init_from` the shipped
+checkpoint with `init_from_components=["backbone", "slot_attention"]` (the synth-cpu-decoder
+recipe). It may also change the autoencoder stage (`autoencoder.*`), the model's `vae`, `unet`,
+`objective` and `frozen` fields and `optim.encoder_lr_scale` (:data:`DECODER_STAGE_FIELDS`), and it
+is refused unless the backbone and slot-attention weights of the checkpoint to ship are bitwise
+those shipped now (so segmentation cannot change).
 """
 
 from __future__ import annotations
@@ -53,6 +60,40 @@ MODEL_STAGE_FIELDS = {
     ("objective", "min_timestep"),
 }
 _IGNORED_MODEL_KEYS = ("name", "description")
+#: The encoder a decoder stage copies from the shipped checkpoint and must leave bitwise unchanged.
+ENCODER_COMPONENTS = ("backbone", "slot_attention")
+#: What a decoder stage may change besides the above: the autoencoder stage, the decoder side of the
+#: model and the encoder's learning rate (``section`` alone: every field of that section).
+DECODER_STAGE_FIELDS = {"autoencoder", "model.vae", "model.unet", "model.objective", "model.frozen"}
+DECODER_STAGE_FIELDS |= {"optim.encoder_lr_scale"}
+
+
+def is_decoder_stage(saved: dict) -> bool:
+    """Whether a saved training config trains a new decoder on the shipped encoder."""
+    components = saved.get("init_from_components")
+    return bool(saved.get("init_from")) and components is not None and set(components) == set(ENCODER_COMPONENTS)
+
+
+def check_encoder_unchanged(model_folder: Path, shipped_model_folder: Path) -> None:
+    """Raise ValueError naming the first backbone / slot-attention tensor (or config) of
+    ``model_folder`` that is not bitwise the shipped one."""
+    import torch
+    from safetensors.torch import load_file
+
+    for name in ENCODER_COMPONENTS:
+        new_config = json.loads((model_folder / name / "config.json").read_text())
+        old_config = json.loads((shipped_model_folder / name / "config.json").read_text())
+        keys = (set(new_config) | set(old_config)) - {"_diffusers_version"}
+        changed = sorted(k for k in keys if new_config.get(k) != old_config.get(k))
+        if changed and changed != ["num_slots"]:
+            raise ValueError(f"decoder stage: the {name} config differs from the shipped one in {changed}")
+        new = load_file(str(model_folder / name / "diffusion_pytorch_model.safetensors"))
+        old = load_file(str(shipped_model_folder / name / "diffusion_pytorch_model.safetensors"))
+        if new.keys() != old.keys():
+            raise ValueError(f"decoder stage: the {name} weights have other tensors than the shipped ones")
+        for key in sorted(old):
+            if new[key].shape != old[key].shape or not torch.equal(new[key], old[key]):
+                raise ValueError(f"decoder stage: {name}.{key} differs from the shipped weights")
 
 
 def _model_differences(saved_model: str | dict | None) -> dict[str, tuple]:
@@ -93,9 +134,17 @@ def recipe_differences(saved: dict) -> dict[str, tuple]:
     differences |= _model_differences(saved.get("model"))
     allowed = {f"{s}.{k}" for s, k in RUN_ONLY_FIELDS | SCHEDULE_FIELDS}
     allowed |= {f"model.{s}.{k}" for s, k in MODEL_STAGE_FIELDS}
-    refused = sorted(set(differences) - allowed)
+    decoder = is_decoder_stage(saved)
+    refused = sorted(
+        name
+        for name in set(differences) - allowed
+        if not (decoder and any(name == f or name.startswith(f + ".") for f in DECODER_STAGE_FIELDS))
+    )
     if refused:
-        raise ValueError(f"not the synth-cpu recipe: {', '.join(refused)} differ")
+        kind = "synth-cpu recipe (decoder stage)" if decoder else "synth-cpu recipe"
+        raise ValueError(f"not the {kind}: {', '.join(refused)} differ")
+    if decoder:
+        differences["init_from_components"] = (None, list(saved["init_from_components"]))
     return differences
 
 
@@ -181,6 +230,10 @@ def merge_stages(
         offset = shipped_stages[-1]["last_step"] if shipped_stages else 0
         earlier, stages = list(shipped_records), list(shipped_stages)
         start = f"the weights of stage {number - 1} (fresh optimizer and schedule)" if shipped_stages else "init_from"
+        if is_decoder_stage(saved):
+            start = (
+                f"the backbone and slot attention of stage {number - 1}, frozen, under a new decoder (decoder stage)"
+            )
         stage = {"start": start, "commands": commands, "differences": differences}
     else:
         number, offset, earlier, stages = 1, 0, [], []
@@ -317,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             return []
         return [n for n in names if n.startswith("training_state") or n == MANIFEST_NAME]
 
+    if is_decoder_stage(saved):  # before copying anything
+        check_encoder_unchanged(checkpoint / "model", TARGET / "model")
     with atomic_dir(TARGET) as build, tempfile.TemporaryDirectory() as evaluation_root:
         shutil.copytree(checkpoint, build, dirs_exist_ok=True, ignore=recipe_only)
         if not (build / "model" / MANIFEST_NAME).is_file():  # a checkpoint written before manifests

@@ -128,6 +128,10 @@ class TrainConfig(_Section):
     # with a fresh optimizer and schedule at step 0; every parameter must match the model's shape.
     # Ignored when the run resumes (the checkpoint holds the weights). None: random init.
     init_from: str | None = None
+    # With init_from: copy only these components' weights (e.g. ["backbone", "slot_attention"] to
+    # train a new decoder on a trained encoder); the others keep their fresh init and may differ in
+    # shape from the source's. None: every component.
+    init_from_components: list[Literal["backbone", "slot_attention", "unet", "vae"]] | None = Field(None, min_length=1)
     output_dir: str = Field("outputs/lsd", min_length=1)
     data: DataConfig = Field(default_factory=DataConfig)
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
@@ -146,6 +150,8 @@ class TrainConfig(_Section):
             raise ValueError(f"data.portion={data.portion}: needs lo < hi")
         if autoencoder.kind == "pretrained" and not autoencoder.path:
             raise ValueError("autoencoder.path is required for autoencoder.kind='pretrained'")
+        if self.init_from_components is not None and self.init_from is None:
+            raise ValueError(f"init_from_components={self.init_from_components} needs init_from")
         return self
 
 

@@ -191,10 +191,14 @@ def same_model_config(saved: str | dict | None, current: str | dict) -> bool:
     }
 
 
-def load_initial_weights(model: torch.nn.Module, source: str | os.PathLike) -> Path:
+def load_initial_weights(
+    model: torch.nn.Module, source: str | os.PathLike, components: list[str] | None = None
+) -> Path:
     """Copy the weights of an lsd model folder (or of a training checkpoint's ``model/``) into
     ``model``; returns the folder read. Every parameter and buffer must exist in both with the
-    same shape (a Gaussian slot init has no per-slot weights, so ``num_slots`` may differ)."""
+    same shape (a Gaussian slot init has no per-slot weights, so ``num_slots`` may differ).
+    ``components`` (e.g. ``["backbone", "slot_attention"]``) limits both the copy and the check to
+    those components; the rest of ``model`` is left as it is."""
     from lsd.models.lsd import LatentSlotDiffusion
 
     path = Path(source)
@@ -206,6 +210,10 @@ def load_initial_weights(model: torch.nn.Module, source: str | os.PathLike) -> P
         )
     source_state = LatentSlotDiffusion.from_pretrained(folder).state_dict()
     target_state = model.state_dict()
+    if components is not None:
+        prefixes = tuple(f"{name}." for name in components)
+        source_state = {k: v for k, v in source_state.items() if k.startswith(prefixes)}
+        target_state = {k: v for k, v in target_state.items() if k.startswith(prefixes)}
     missing = sorted(set(target_state) - set(source_state))
     unexpected = sorted(set(source_state) - set(target_state))
     reshaped = sorted(
@@ -222,7 +230,7 @@ def load_initial_weights(model: torch.nn.Module, source: str | os.PathLike) -> P
             if names
         ]
         raise ValueError(f"init_from {folder}: weights do not fit this run's model ({'; '.join(details)})")
-    model.load_state_dict(source_state)
+    model.load_state_dict(source_state, strict=components is None)
     return folder
 
 
@@ -463,7 +471,7 @@ class Trainer:
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
         elif self.config.init_from is not None:
-            load_initial_weights(self.unwrapped, self.config.init_from)
+            load_initial_weights(self.unwrapped, self.config.init_from, self.config.init_from_components)
         self._trim_log()
         # TensorBoard: drop events a killed run wrote past the resumed step
         tracker_kwargs = {"tensorboard": {"purge_step": self.step + 1}} if self.step else {}

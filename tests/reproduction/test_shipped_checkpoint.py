@@ -163,3 +163,45 @@ def test_merge_stages_refuses_a_stage_not_started_from_the_shipped_checkpoint_or
         ship.merge_stages(stages, records, _log([250, 300]), base, 300, [], False)
     with pytest.raises(ValueError, match="no shipped stage"):
         ship.merge_stages([], [], _log([250, 300]), base, 300, [], False)
+
+
+def test_a_decoder_stage_may_change_the_decoder_side_only():
+    ship = _ship_script()
+    saved = load_train_config("synth-cpu-decoder").to_dict()
+    differences = ship.recipe_differences(saved)
+    assert {"model.unet.in_channels", "model.vae", "model.frozen", "autoencoder.kind", "optim.encoder_lr_scale"} <= set(
+        differences
+    )
+    assert differences["init_from_components"] == (None, ["backbone", "slot_attention"])
+    # the same changes without the encoder-only init are refused, and so is any encoder change
+    whole = {**saved, "init_from_components": None}
+    with pytest.raises(ValueError, match=r"not the synth-cpu recipe: autoencoder\.kind, .*model\.unet\.in_channels"):
+        ship.recipe_differences(whole)
+    wider = load_train_config("synth-cpu-decoder", ["model.slot_attention.slot_size=32"]).to_dict()
+    with pytest.raises(ValueError, match=r"\(decoder stage\): model\.slot_attention\.slot_size differ"):
+        ship.recipe_differences(wider)
+    stages, _ = ship.merge_stages([], [], _log([50, 100]), load_train_config("synth-cpu").to_dict(), 100, [], False)
+    stages, _ = ship.merge_stages(stages, [], _log([50, 100]), saved, 100, ["cmd"], True)
+    assert "decoder stage" in stages[-1]["start"] and stages[-1]["first_step"] == 101
+
+
+def test_a_decoder_stage_is_refused_unless_the_encoder_weights_are_bitwise_the_shipped_ones(tmp_path):
+    from lsd.configs import build_model
+
+    ship = _ship_script()
+    torch.manual_seed(0)
+    shipped = build_model("tiny")
+    shipped.save_pretrained(tmp_path / "shipped")
+    config = load_config("tiny")
+    config["unet"]["block_out_channels"] = [8, 16]
+    config["slot_attention"]["num_slots"] = 6  # no per-slot weights: allowed
+    candidate = build_model(config)
+    candidate.backbone.load_state_dict(shipped.backbone.state_dict())
+    candidate.slot_attention.load_state_dict(shipped.slot_attention.state_dict())
+    candidate.save_pretrained(tmp_path / "candidate")
+    ship.check_encoder_unchanged(tmp_path / "candidate", tmp_path / "shipped")  # a new decoder only: accepted
+    with torch.no_grad():
+        next(candidate.slot_attention.parameters()).add_(1e-6)
+    candidate.save_pretrained(tmp_path / "candidate")
+    with pytest.raises(ValueError, match=r"decoder stage: slot_attention\..* differs from the shipped weights"):
+        ship.check_encoder_unchanged(tmp_path / "candidate", tmp_path / "shipped")

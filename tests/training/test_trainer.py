@@ -332,3 +332,41 @@ def test_init_from_names_what_does_not_fit(make_config, tmp_path):
         trainer.train()
     with pytest.raises(FileNotFoundError, match="init_from .*gone.*lsd_config.json"):
         load_initial_weights(trainer.unwrapped, tmp_path / "gone")
+
+
+def test_init_from_components_loads_a_trained_encoder_under_a_new_frozen_decoder(make_config, tmp_path):
+    """A new decoder (other UNet widths) on the source's backbone + slot attention; with the model's
+    ``frozen`` field those stay bitwise at the source's values through training, weight decay included."""
+    from lsd.models.lsd import LatentSlotDiffusion
+
+    source = _trained_tiny_model(make_config, tmp_path)
+    expected = LatentSlotDiffusion.from_pretrained(source / "model").state_dict()
+    new_decoder = load_config("tiny")
+    new_decoder["unet"]["block_out_channels"] = [8, 16]  # does not fit the source's UNet
+    new_decoder["frozen"] = ["backbone", "slot_attention"]
+    config = make_config(
+        model=new_decoder,
+        init_from=str(source),
+        init_from_components=["backbone", "slot_attention"],
+        output_dir=str(tmp_path / "decoder"),
+        optim={"lr": 1e-2, "weight_decay": 0.5},
+        train={"max_steps": 3},
+    )
+    trainer = Trainer(config)
+    unet_before = {k: v.clone() for k, v in trainer.unwrapped.unet.state_dict().items()}
+    trainer.train()
+    got = weights(trainer)
+    encoder = [k for k in expected if k.startswith(("backbone.", "slot_attention."))]
+    assert encoder and all(torch.equal(got[k], expected[k]) for k in encoder)
+    unet_after = trainer.unwrapped.unet.state_dict()
+    assert any(not torch.equal(unet_before[k], unet_after[k]) for k in unet_before)  # the decoder trained
+    # without the component list, the unet's other shape is an error that names it
+    with pytest.raises(ValueError, match=r"other shape: unet\."):
+        Trainer(make_config(model=new_decoder, init_from=str(source), output_dir=str(tmp_path / "all"))).train()
+
+
+def test_init_from_components_is_checked(make_config):
+    with pytest.raises(ValueError, match="init_from_components needs init_from"):
+        make_config(init_from_components=["backbone"])
+    with pytest.raises(ValueError, match="init_from_components must be a non-empty list"):
+        make_config(init_from="x", init_from_components=["decoder"])

@@ -1,0 +1,83 @@
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from lsd.cli import main
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """The tiny model saved with its autoencoder, and 8 + 6 synthetic 32 px scenes (train + validation)."""
+    import lsd
+    from lsd.data.synthetic import SynthSpec, write_dataset
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("gen")
+    lsd.build_model("tiny").save_pretrained(root / "model")
+    spec = SynthSpec(name="synth-g", level="easy", resolution=32, num_train=8, num_validation=6)
+    return root / "model", write_dataset(root / "data", spec, progress=False)
+
+
+def _run(command, model, data, output, *extra):
+    argv = [command, "--checkpoint", str(model), "--data", str(data), "--output", str(output)]
+    return main([*argv, "--steps", "2", "--batch-size", "4", "--device", "cpu", *extra])
+
+
+LIBRARY = ["--num-concepts", "4", "--num-background-concepts", "2", "--library-images", "8"]
+
+
+def test_compose_builds_saves_and_reuses_the_library_and_pins_the_protocol(folders, tmp_path):
+    model, data = folders
+    library = tmp_path / "library"
+    assert _run("compose", model, data, tmp_path / "a", "--library", str(library), "--num", "5", *LIBRARY) == 0
+    assert sorted(p.name for p in library.iterdir()) == ["concepts.json", "concepts.safetensors"]
+    record = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert record["protocol"]["num_images"] == 5 and record["protocol"]["num_inference_steps"] == 2
+    assert record["protocol"]["sampler"] == "dpm" and record["library"]["split"] == "train"
+    with Image.open(tmp_path / "a" / "compositions.png") as figure:  # 2 rows x 4 columns of 2x tiles
+        assert figure.size == (4 * 64, 2 * 64)
+    before = (library / "concepts.safetensors").read_bytes()
+    # a second run loads the library (other K-means settings are not applied) and gives the same images
+    assert (
+        _run("compose", model, data, tmp_path / "b", "--library", str(library), "--num", "5", "--num-concepts", "6")
+        == 0
+    )
+    assert (library / "concepts.safetensors").read_bytes() == before
+    assert (tmp_path / "a" / "compositions.png").read_bytes() == (tmp_path / "b" / "compositions.png").read_bytes()
+
+
+def test_edit_and_evaluate_generation_write_results_and_figures(folders, tmp_path, capsys):
+    model, data = folders
+    assert _run("edit", model, data, tmp_path / "edit", "--num-images", "4") == 0
+    record = json.loads((tmp_path / "edit" / "results.json").read_text())
+    assert record["protocol"]["num_images"] == 4 and len(record["per_image"]) == 4
+    assert set(record["edits"]) >= {"removal", "insertion", "background", "num_scenes"}
+    with Image.open(tmp_path / "edit" / "edits.png") as figure:
+        assert figure.size == (7 * 64, 4 * 64)
+    out = tmp_path / "eval"
+    assert (
+        _run("evaluate-generation", model, data, out, "--library", str(tmp_path / "lib"), "--num-images", "4", *LIBRARY)
+        == 0
+    )
+    record = json.loads((out / "results.json").read_text())
+    assert record["distances"]["comparable_with_paper_fid"] is False
+    assert set(record["distances"]) >= {"own_slots", "composed", "shuffled"}
+    assert sorted(p.name for p in out.iterdir()) == [
+        "compositions.png",
+        "reconstructions.png",
+        "results.json",
+        "shuffled.png",
+    ]
+
+
+def test_bad_arguments_fail_with_one_line_before_compute(folders, tmp_path, capsys):
+    model, data = folders
+    assert _run("edit", model, data, tmp_path / "x", "--num-images", "7") == 2
+    assert "--num-images 7 is more than the 6 images" in capsys.readouterr().err
+    assert _run("evaluate-generation", model, data, tmp_path / "y", "--library", str(tmp_path / "l"),
+                "--inception-weights", str(tmp_path / "none.pth")) == 2  # fmt: skip
+    assert "FID Inception weights not found" in capsys.readouterr().err
+    assert _run("compose", tmp_path, data, tmp_path / "z", "--library", str(tmp_path / "l")) == 2
+    assert "is not a checkpoint" in capsys.readouterr().err
