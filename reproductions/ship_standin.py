@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -264,11 +265,24 @@ def _lr_lines(records: list[dict]) -> str:
     return "\n".join(lines) or "- (the log records no learning rate)"
 
 
+def _cli_value(value) -> str:
+    """A config value as ``--set`` parses it: strings as they are, anything else as compact JSON."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
 def _continue_command(stage: dict, saved: dict) -> str:
-    """`lsd train` starting a new stage from the shipped weights with the last stage's settings."""
+    """`lsd train` starting a new stage from the shipped weights with the last stage's settings.
+
+    After a decoder stage that is the decoder recipe again with more steps: a decoder stage always
+    trains a fresh decoder on the shipped (unchanged) encoder, which is what the stage rules ship."""
+    if is_decoder_stage(saved):
+        return (
+            f"OMP_NUM_THREADS=1 lsd train --config synth-cpu-decoder --output-dir outputs/standin-stage{stage['stage'] + 1}"
+            f" \\\n    --set train.max_steps={2 * stage['steps']}"
+        )
     quiet = {f"{s}.{k}" for s, k in RUN_ONLY_FIELDS}
     sets = ["--set init_from=reproductions/checkpoints/movi-e-standin"]
-    sets += [f"--set {name}={json.dumps(new) if not isinstance(new, str) else new}"
+    sets += [f"--set {shlex.quote(name + '=' + _cli_value(new))}"
              for name, (_, new) in stage["differences"].items() if name not in quiet]  # fmt: skip
     sets += ["--set train.max_steps=10000", "--set checkpoint.every=1000", "--set checkpoint.total_limit=100"]
     return (
@@ -295,7 +309,8 @@ def _readme(stages: list[dict], records: list[dict], saved: dict, table: str) ->
     return f"""# Shipped stand-in checkpoint (MOVi-E reproduction, synthetic stand-in)
 
 The `standin` model (`lsd/configs/standin.json`, with the changes of each stage below) trained
-by the cpu budget's recipe (`lsd/configs/train/synth-cpu.json`, seed 42) for **{total:,} optimizer
+by the cpu budget's recipe (`lsd/configs/train/synth-cpu.json`, seed 42; a decoder stage by
+`lsd/configs/train/synth-cpu-decoder.json`) for **{total:,} optimizer
 steps** in {len(stages)} stage(s) on the synthetic stand-in ({scenes}), on a 2-core CPU with
 one torch thread per run{hours}. This is NOT a MOVi-E model: it exists so that the default
 `nox -s reproduce-movi-e` shows what longer training of the same pipeline gives, beside the

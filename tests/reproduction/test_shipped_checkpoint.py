@@ -35,7 +35,9 @@ def test_shipped_checkpoint_is_the_standin_model_in_safetensors_under_20_mb():
     _ship_script().recipe_differences(saved)  # the standin model, changed only where a stage may
     assert model.slot_attention.config.num_slots == load_config(saved["model"])["slot_attention"]["num_slots"]
     weights = list((SHIPPED / "model").rglob("*.safetensors"))
-    assert {w.parent.name for w in weights} == {"backbone", "slot_attention", "unet"}
+    # the decoder stage (stage 4) added a trained KL autoencoder: its weights ship too
+    assert {w.parent.name for w in weights} == {"backbone", "slot_attention", "unet", "vae"}
+    assert type(model.vae).__name__ == "AutoencoderKL" and model.unet.config.in_channels == 4
     assert not list((SHIPPED / "model").rglob("*.bin"))
     assert sum(w.stat().st_size for w in weights) < 20e6
 
