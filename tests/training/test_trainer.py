@@ -368,7 +368,9 @@ def test_init_from_components_loads_a_trained_encoder_under_a_new_frozen_decoder
 def test_init_from_components_is_checked(make_config):
     with pytest.raises(ValueError, match=r"init_from_components=\['backbone'\] needs init_from"):
         make_config(init_from_components=["backbone"])
-    with pytest.raises(ValueError, match="init_from_components.0='decoder': Input should be 'backbone', 'slot_attention'"):
+    with pytest.raises(
+        ValueError, match="init_from_components.0='decoder': Input should be 'backbone', 'slot_attention'"
+    ):
         make_config(init_from="x", init_from_components=["decoder"])
     with pytest.raises(ValueError, match="init_from_components=\\[\\]: List should have at least 1 item"):
         make_config(init_from="x", init_from_components=[])
