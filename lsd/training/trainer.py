@@ -19,6 +19,7 @@ in a field that changes the result (:data:`RESUME_FREE_FIELDS` may change), a da
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -359,6 +360,20 @@ class Trainer:
         set_rng_state(state["rng"])
         self.step = int(state["step"])
 
+    def _release_distributed(self) -> None:
+        """Drop the DDP wrapper (and its gradient reducer) while every process is still here, before
+        ``end_training`` destroys the process group: a reducer freed after that, when the run's
+        :class:`Trainer` goes, could hang in gloo's teardown once the other processes had exited.
+        ``self.model`` stays the (unwrapped) objective, so :attr:`unwrapped` keeps working."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return
+        acc.wait_for_everyone()
+        self.model = acc.unwrap_model(self.model)
+        acc.free_memory()  # accelerate's own references to the prepared (wrapped) objects
+        gc.collect()
+        acc.wait_for_everyone()
+
     # -- loop ----------------------------------------------------------------------------------
     def _loader(self, start_micro: int, stop_micro: int) -> DataLoader:
         from lsd.training.data import EpochIndexed, ScheduleSampler
@@ -517,6 +532,7 @@ class Trainer:
             if self.on_step_end is not None:
                 self.on_step_end(self.step, self)
         bar.close()
+        self._release_distributed()
         acc.end_training()
         return TrainResult(self.step, self.output_dir, last_checkpoint, time.perf_counter() - start)
 
