@@ -222,18 +222,10 @@ def _lsd_record(result, label: str, role: str, **extra: Any) -> dict[str, Any]:
 
 def _reconstruct(model, pixel_values: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
     """Decode each image's slots back to an image (DPM-Solver++, ``steps`` steps); ``(n, 3, R, R)``."""
-    from lsd.evaluation.evaluate import backbone_view, slot_noise
-
-    config = model.slot_attention.config
-    noise = None
-    if not config.learnable_slot_init:
-        noise = slot_noise(seed, range(pixel_values.shape[0]), config.num_slots, config.slot_size)
-        noise = noise.to(device=model.device, dtype=model.slot_attention.slot_mu.dtype)
-    pixels = pixel_values.to(model.device)
-    with torch.no_grad():
-        slots = model.encode(pixels, noise=noise, backbone_pixel_values=backbone_view(model, pixels)).slots
+    from lsd.generation.decoding import encode_images  # the evaluation's per-image slot noise
     from lsd.pipelines import LSDPipeline
 
+    slots = encode_images(model, pixel_values, seed, range(pixel_values.shape[0])).slots
     generator = torch.Generator(device=model.device).manual_seed(seed)
     pipe = LSDPipeline.from_model(model)
     pipe.set_progress_bar_config(disable=True)
