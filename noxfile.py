@@ -1,4 +1,5 @@
-"""Sessions: `nox -s reproduce-movi-e` (the main job), `nox -s tests`, `nox -s lint`, `nox -s benchmarks`,
+"""Sessions: `nox -s reproduce-movi-e` (the main job) and `nox -s reproduce-<table>` for every paper table
+(`nox -s reproduce -- --list` names them), `nox -s reproduce-smoke` (all at the smoke budget), `nox -s tests`, `nox -s lint`, `nox -s benchmarks`,
 `nox -s gpu` (the prepared check on a CUDA machine, in the current environment).
 
 Every session installs the CPU build of torch==2.13.0 first (it is on local disk on our machines;
@@ -37,16 +38,43 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python="3.11", name="reproduce-movi-e")
-def reproduce_movi_e(session: nox.Session) -> None:
-    """The MOVi-E table: `nox -s reproduce-movi-e [-- --budget smoke|cpu|paper --data DIR --checkpoint DIR ...]`.
+#: Every paper table with a reproduction (`reproductions/<table>.py`), in the paper's order.
+TABLES = ("movi-c", "movi-e", "clevr", "clevrtex", "ffhq", "coco", "generation")
 
-    Without arguments: the synthetic stand-in at the cpu budget (7 to 14 minutes on 2 cores, measured),
-    evaluated beside the shipped stand-in checkpoint and the k-means / grid baselines.
-    Flags are those of `python reproductions/movi_e.py --help`.
-    """
+
+def _reproduce(table: str):
+    def session(session: nox.Session) -> None:
+        install_project(session)
+        session.run("python", f"reproductions/{table.replace('-', '_')}.py", *session.posargs)
+
+    session.__doc__ = (
+        f"The {table} table: `nox -s reproduce-{table} [-- --budget smoke|cpu|paper --data DIR --checkpoint DIR ...]`. "
+        "Without arguments: its stand-in at the cpu budget, beside the learning-free baselines "
+        f"(flags: `python reproductions/{table.replace('-', '_')}.py --help`)."
+    )
+    return session
+
+
+for _table in TABLES:
+    nox.session(python="3.11", name=f"reproduce-{_table}")(_reproduce(_table))
+
+
+@nox.session(python="3.11")
+def reproduce(session: nox.Session) -> None:
+    """`nox -s reproduce -- --list` names every table; `nox -s reproduce -- TABLE [FLAGS]` runs one."""
     install_project(session)
-    session.run("python", "reproductions/movi_e.py", *session.posargs)
+    session.run("python", "-m", "lsd.reproduction", *(session.posargs or ["--list"]))
+
+
+@nox.session(python="3.11", name="reproduce-smoke")
+def reproduce_smoke(session: nox.Session) -> None:
+    """Every table at the smoke budget, one after another (CI): `nox -s reproduce-smoke [-- --cache DIR]`."""
+    install_project(session)
+    cache = session.posargs or ["--cache", ".ci-data"]
+    for table in TABLES:
+        script = f"reproductions/{table.replace('-', '_')}.py"
+        session.run("python", script, "--budget", "smoke", "--output", f".ci-outputs/reproduce-{table}-smoke",
+                    "--no-progress", *cache)  # fmt: skip
 
 
 @nox.session(python="3.11")

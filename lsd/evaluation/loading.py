@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+from lsd.data.readers import LABELLED_DATASETS
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["DATASETS", "CheckpointKind", "resolve_checkpoint", "load_model", "input_resolution", "build_dataset"]
 
 #: Dataset names ``lsd evaluate --dataset`` accepts.
-DATASETS = ("movi-e", "movi-c", "clevr", "clevrtex", "coco", "synth")
+DATASETS = LABELLED_DATASETS
 
 CheckpointKind = Literal["lsd-model", "lsd-training-checkpoint", "release"]
 
@@ -86,17 +87,6 @@ def input_resolution(model) -> int:
         ) from err
 
 
-def _synth_name(root: Path) -> str | None:
-    """The dataset name recorded by :func:`lsd.data.synthetic.write_dataset`, if ``root`` is its folder."""
-    spec = root / "synth_spec.json"
-    if not spec.is_file():
-        return None
-    try:
-        return str(json.loads(spec.read_text())["name"])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{spec} is not a synthetic dataset spec: {err}") from err
-
-
 def build_dataset(
     name: str,
     root: str | os.PathLike,
@@ -113,21 +103,8 @@ def build_dataset(
     ``lsd synth`` wrote or a split folder in it). A missing or malformed folder raises the
     reader's error, which names the file.
     """
+    from lsd.data.readers import open_dataset
+
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    if name in ("movi-e", "movi-c", "synth"):
-        from lsd.data.movi import MoviDataset
-
-        dataset_name = name if name != "synth" else _synth_name(Path(root))
-        return MoviDataset(root, split, name=dataset_name, resolution=resolution)
-    if name == "clevr":
-        from lsd.data.clevr import ClevrWithMasksDataset
-
-        return ClevrWithMasksDataset(root, split, resolution=resolution)
-    if name == "clevrtex":
-        from lsd.data.clevrtex import ClevrTexDataset
-
-        return ClevrTexDataset(root, split, crop=clevrtex_crop, resolution=resolution)
-    from lsd.data.coco import CocoDataset
-
-    return CocoDataset(root, split, resolution=resolution)
+    return open_dataset(name, root, split=split, resolution=resolution, clevrtex_crop=clevrtex_crop)

@@ -1,8 +1,11 @@
-"""The MOVi-E results table: our rows beside the paper's, as a pandas DataFrame, markdown and CSV.
+"""A reproduction's results table: our columns beside the paper's, as a pandas DataFrame, markdown,
+CSV and a terminal rendering.
 
-Layout: one row per metric, one column per method we ran (LSD models and baselines), then the
-paper's methods in their own columns and a provenance column. Our numbers and the paper's are
-never mixed in one column: on the synthetic stand-in they are not even on the same data.
+Layout (``table.md`` / ``table.csv``): one row per metric, one column per method we ran (LSD models
+and baselines), then the paper's methods in their own columns and a provenance column. Our numbers
+and the paper's are never mixed in one column: on a stand-in they are not even on the same data.
+The terminal gets the transpose (methods as rows, short metric names as columns), cut into blocks
+of columns so that no line is wider than 100 characters.
 """
 
 from __future__ import annotations
@@ -13,81 +16,139 @@ from typing import Any
 
 import pandas as pd
 
-from lsd.reproduction.paper import PAPER_METHODS, paper_table
+from lsd.reproduction.paper import paper_table
+
+#: Widest line :func:`to_terminal` prints.
+TERMINAL_WIDTH = 100
 
 
 @dataclass(frozen=True)
 class MetricRow:
-    """One table row: where our value comes from and which paper number sits beside it."""
+    """One table row: where our value comes from and which paper number sits beside it.
+
+    ``ours``: ``("metrics", key)``, ``("probes", property)``, or ``(section, dotted.key)`` for any
+    other nested record entry (e.g. ``("part_swap", "mean.success_rate")``); None: not measured.
+    ``paper``: ``(section, key)`` in ``paper_numbers.json`` under ``paper_dataset`` (default: the
+    table's dataset); None: the paper gives none. ``percent``: our fraction x 100. ``short``: the
+    terminal's column name (at most 10 characters).
+    """
 
     label: str
-    ours: tuple[str, str] | None  # ("metrics", key) or ("probes", property); None: not measured by us
-    paper: tuple[str, str] | None  # (section, key) of paper_numbers.json; None: the paper gives none
-    percent: bool  # our fraction x 100 (the paper prints percent)
+    ours: tuple[str, str] | None
+    paper: tuple[str, str] | None
+    percent: bool
+    short: str = ""
+    paper_dataset: str | None = None
 
 
+SEGMENTATION_ROWS = (
+    MetricRow("FG-ARI %", ("metrics", "fg_ari"), ("segmentation", "fg_ari"), True, "FG-ARI"),
+    MetricRow("mBO % (object-averaged)", ("metrics", "mbo"), ("segmentation", "mbo"), True, "mBO"),
+    MetricRow("mIoU % (object-averaged)", ("metrics", "miou"), ("segmentation", "miou"), True, "mIoU"),
+    MetricRow("mBO % (image-averaged)", ("metrics", "mbo_image"), None, True, "mBO img"),
+    MetricRow("mIoU % (image-averaged)", ("metrics", "miou_image"), None, True, "mIoU img"),
+)
+
+#: The MOVi-E table's rows (segmentation, then the property probes beside the paper's).
 ROWS = (
-    MetricRow("FG-ARI %", ("metrics", "fg_ari"), ("segmentation", "fg_ari"), True),
-    MetricRow("mBO % (object-averaged)", ("metrics", "mbo"), ("segmentation", "mbo"), True),
-    MetricRow("mIoU % (object-averaged)", ("metrics", "miou"), ("segmentation", "miou"), True),
-    MetricRow("mBO % (image-averaged)", ("metrics", "mbo_image"), None, True),
-    MetricRow("mIoU % (image-averaged)", ("metrics", "miou_image"), None, True),
-    MetricRow("shape (category) accuracy %", ("probes", "category"), ("properties", "shape_accuracy"), True),
-    MetricRow("material accuracy %", None, ("properties", "material_accuracy"), True),
-    MetricRow("position MSE (paper: 3-D)", None, ("properties", "position_mse"), False),
-    MetricRow("image position MSE", ("probes", "image_positions"), None, False),
-    MetricRow("3-D box MSE", ("probes", "bboxes_3d"), None, False),
-    MetricRow("scale MSE", ("probes", "scale"), None, False),
+    *SEGMENTATION_ROWS,
+    MetricRow(
+        "shape (category) accuracy %", ("probes", "category"), ("properties", "shape_accuracy"), True, "shape acc"
+    ),
+    MetricRow("material accuracy %", None, ("properties", "material_accuracy"), True, "material"),
+    MetricRow("position MSE (paper: 3-D)", None, ("properties", "position_mse"), False, "pos MSE"),
+    MetricRow("image position MSE", ("probes", "image_positions"), None, False, "img pos"),
+    MetricRow("3-D box MSE", ("probes", "bboxes_3d"), None, False, "box MSE"),
+    MetricRow("scale MSE", ("probes", "scale"), None, False, "scale MSE"),
 )
 
 PROVENANCE_COLUMN = "paper: provenance"
 
 
+def probe_rows(properties: dict[str, str], short: dict[str, str] | None = None) -> tuple[MetricRow, ...]:
+    """Rows for property probes: ``name -> "discrete" | "continuous"`` (accuracy % or test MSE)."""
+    short = short or {}
+    rows = []
+    for name, kind in properties.items():
+        label = f"{name} accuracy %" if kind == "discrete" else f"{name} MSE"
+        rows.append(MetricRow(label, ("probes", name), None, kind == "discrete", short.get(name, name[:10])))
+    return tuple(rows)
+
+
+def _lookup(record: dict[str, Any], section: str, key: str) -> Any:
+    if section == "probes":
+        return (record.get("probes", {}).get(key) or {}).get("value")
+    node: Any = record.get(section)
+    for part in key.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
 def _ours(record: dict[str, Any], row: MetricRow) -> float:
     if row.ours is None:
         return math.nan
-    section, key = row.ours
-    if section == "metrics":
-        value = record["metrics"].get(key)
-    else:
-        value = (record.get("probes", {}).get(key) or {}).get("value")
-    if value is None:
+    value = _lookup(record, *row.ours)
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return math.nan
-    return 100 * value if row.percent else value
+    return 100 * value if row.percent else float(value)
 
 
-def results_table(methods: dict[str, dict[str, Any]], dataset: str = "movi-e") -> pd.DataFrame:
-    """The table of ``methods`` (column label -> an evaluation record with ``metrics`` and
-    ``probes`` as in ``results.json``) beside the paper's numbers for ``dataset``.
+def _paper_section(dataset: str, row: MetricRow) -> dict[str, Any] | None:
+    if row.paper is None:
+        return None
+    return paper_table(row.paper_dataset or dataset).get(row.paper[0])
+
+
+def paper_methods_of(dataset: str, rows: tuple[MetricRow, ...]) -> list[str]:
+    """The paper's methods the rows refer to, without repeats: LSD-like methods (the one we
+    reproduce: ``LSD``, ``Stable-LSD``, ``LSD (CLEVR)``, ``LSD-Mix``) first, then file order."""
+    methods: list[str] = []
+    for row in rows:
+        section = _paper_section(dataset, row)
+        for method in (section or {}).get("methods", {}):
+            if method not in methods:
+                methods.append(method)
+    return sorted(methods, key=lambda m: "LSD" not in m)
+
+
+def results_table(
+    methods: dict[str, dict[str, Any]], dataset: str = "movi-e", rows: tuple[MetricRow, ...] = ROWS
+) -> pd.DataFrame:
+    """The table of ``methods`` (column label -> an evaluation record as in ``results.json``)
+    beside the paper's numbers for ``dataset`` (a key of ``paper_numbers.json``).
 
     Returns a DataFrame indexed by metric label: our columns, then ``paper: <method>`` columns
     (NaN where the paper's number was not recovered or does not exist) and a provenance column.
-    Rows no column fills are dropped.
+    Rows that neither we nor the paper fill are dropped.
     """
-    paper = paper_table(dataset)
+    paper_methods = paper_methods_of(dataset, rows)
     data: dict[str, list[Any]] = {label: [] for label in methods}
-    for method in PAPER_METHODS:
+    for method in paper_methods:
         data[f"paper: {method}"] = []
     data[PROVENANCE_COLUMN] = []
     index = []
-    for row in ROWS:
+    for row in rows:
         ours = {label: _ours(record, row) for label, record in methods.items()}
+        section = _paper_section(dataset, row)
         theirs = {}
-        for method in PAPER_METHODS:
+        for method in paper_methods:
             value = None
-            if row.paper is not None:
-                section, key = row.paper
-                value = paper.get(section, {}).get("methods", {}).get(method, {}).get(key)
+            if section is not None:
+                value = section.get("methods", {}).get(method, {}).get(row.paper[1])
             theirs[method] = math.nan if value is None else float(value)
-        if all(math.isnan(v) for v in ours.values()) and row.paper is None:
+        if all(math.isnan(v) for v in ours.values()) and section is None:
             continue
         index.append(row.label)
         for label, value in ours.items():
             data[label].append(value)
         for method, value in theirs.items():
             data[f"paper: {method}"].append(value)
-        data[PROVENANCE_COLUMN].append(paper[row.paper[0]]["provenance"] if row.paper else "")
-    return pd.DataFrame(data, index=pd.Index(index, name="metric"))
+        data[PROVENANCE_COLUMN].append(section["provenance"] if section else "")
+    table = pd.DataFrame(data, index=pd.Index(index, name="metric"))
+    table.attrs["short"] = {row.label: row.short or row.label[:10] for row in rows}
+    return table
 
 
 def _cell(value: Any, paper_column: bool) -> str:
@@ -104,6 +165,18 @@ def _paper_reports(table: pd.DataFrame, label: str) -> bool:
     return bool(table.loc[label, PROVENANCE_COLUMN])
 
 
+def _text_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as printed (two decimals, ``—`` or ``n/r``), provenance left out."""
+    shown = table.drop(columns=[PROVENANCE_COLUMN])
+    text = shown.map(lambda v: _cell(v, False))
+    for label in shown.index:
+        if _paper_reports(table, label):
+            for col in shown.columns:
+                if str(col).startswith("paper:"):
+                    text.loc[label, col] = _cell(shown.loc[label, col], True)
+    return text
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """GitHub markdown of :func:`results_table`'s frame (no ``tabulate`` dependency): two
     decimals, ``—`` where we measure nothing, ``n/r`` where the paper's number is not recovered."""
@@ -116,16 +189,42 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def to_terminal(table: pd.DataFrame) -> str:
-    """A plain-text rendering for the terminal (provenance left out; it is in table.md)."""
-    shown = table.drop(columns=[PROVENANCE_COLUMN])
-    text = shown.map(lambda v: _cell(v, False))
-    for label in shown.index:
-        if _paper_reports(table, label):
-            for col in shown.columns:
-                if str(col).startswith("paper:"):
-                    text.loc[label, col] = _cell(shown.loc[label, col], True)
-    return text.to_string()
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
-__all__ = ["MetricRow", "PROVENANCE_COLUMN", "ROWS", "results_table", "to_markdown", "to_terminal"]
+def to_terminal(table: pd.DataFrame, width: int = TERMINAL_WIDTH) -> str:
+    """Methods as rows, short metric names as columns (provenance left out; it is in table.md).
+
+    Columns that do not fit beside the method names go to a further block below, so no line is
+    wider than ``width``; method names longer than a third of ``width`` are shortened with ``…``.
+    """
+    text = _text_cells(table).T  # methods x metrics
+    short = table.attrs.get("short", {})
+    names = [_fit(str(m), width // 3) for m in text.index]
+    name_width = max([len("method"), *map(len, names)])
+    columns = [(short.get(label, str(label)[:10]), list(text[label])) for label in text.columns]
+    blocks, current, used = [], [], name_width
+    for name, cells in columns:
+        col_width = max(len(name), *map(len, cells)) + 2
+        if current and used + col_width > width:
+            blocks.append(current)
+            current, used = [], name_width
+        current.append((name, cells, col_width))
+        used += col_width
+    if current:
+        blocks.append(current)
+    lines: list[str] = []
+    for number, block in enumerate(blocks):
+        if number:
+            lines.append("")
+        lines.append("method".ljust(name_width) + "".join(n.rjust(w) for n, _, w in block))
+        for i, method in enumerate(names):
+            lines.append(method.ljust(name_width) + "".join(c[i].rjust(w) for _, c, w in block))
+    return "\n".join(lines)
+
+
+__all__ = [
+    "MetricRow", "PROVENANCE_COLUMN", "ROWS", "SEGMENTATION_ROWS", "TERMINAL_WIDTH", "paper_methods_of", "probe_rows",
+    "results_table", "to_markdown", "to_terminal",
+]  # fmt: skip

@@ -39,14 +39,23 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the training images come from.
 
-    kind: ``"glob"`` (every image under ``root`` matching ``pattern``: the release's dataset) or
+    kind: ``"glob"`` (every image under ``root`` matching ``pattern``: the release's dataset),
         ``"synth"`` (generate the synthetic stand-in under ``root`` first, cached, then read its
-        train-split images with the same glob reader).
+        train-split images with the same glob reader) or ``"dataset"`` (the images of split
+        ``split`` of the real reader ``dataset`` over ``root``, cropped as that reader crops them:
+        :func:`lsd.data.readers.open_dataset`; e.g. CLEVRTex's index-fraction train split).
     portion: the release's split (sorted, shuffled with seed 42, ``[lo, hi)``); ``None`` = all.
     """
 
-    kind: Literal["glob", "synth"] = "glob"
+    kind: Literal["glob", "synth", "dataset"] = "glob"
     root: str | None = None
+    # kind == "dataset": which reader, which split, and (FFHQ) how many sorted files are train
+    dataset: Literal["movi-e", "movi-c", "clevr", "clevrtex", "coco", "ffhq"] | None = None
+    split: str | None = Field(None, min_length=1)  # None: "train"
+    ffhq_num_train: int | None = Field(None, ge=1)
+    # kind == "dataset": also the same split of a second reader (CLEVR's LSD-Mix: CLEVR + CLEVRTex)
+    mix_dataset: Literal["movi-e", "movi-c", "clevr", "clevrtex", "coco", "ffhq"] | None = None
+    mix_root: str | None = None
     pattern: str = Field("**/*.png", min_length=1)
     portion: Annotated[list[Fraction], Field(min_length=2, max_length=2)] | None = None
     resolution: int = Field(256, ge=8)
@@ -146,6 +155,15 @@ class TrainConfig(_Section):
         data, autoencoder = self.data, self.autoencoder
         if data.kind == "glob" and data.root is None:
             raise ValueError("data.root is required for data.kind='glob'")
+        if data.kind == "dataset" and (data.dataset is None or data.root is None):
+            raise ValueError("data.kind='dataset' needs data.dataset (the reader) and data.root")
+        if (data.mix_dataset is None) != (data.mix_root is None) or (data.mix_dataset and data.kind != "dataset"):
+            raise ValueError("data.mix_dataset and data.mix_root go together, with data.kind='dataset'")
+        if data.kind == "dataset" and (data.portion is not None or data.dinov2_resolution is not None):
+            raise ValueError(
+                "data.kind='dataset' reads the reader's own split and crop: data.portion and "
+                "data.dinov2_resolution apply to data.kind='glob' only"
+            )
         if data.portion is not None and not data.portion[0] < data.portion[1]:
             raise ValueError(f"data.portion={data.portion}: needs lo < hi")
         if autoencoder.kind == "pretrained" and not autoencoder.path:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import ConcatDataset, Dataset, Sampler
 
 from lsd.data.images import GlobImageDataset
 from lsd.training.config import DataConfig
@@ -47,8 +47,55 @@ def synth_dataset_dir(config: DataConfig) -> Path:
     return write_dataset(root, spec)
 
 
-def build_train_dataset(config: DataConfig, seed: int) -> GlobImageDataset:
+class ReaderImages(Dataset):
+    """The images of a real reader's split, for training: items ``{"pixel_values", "index"}`` as
+    the reader gives them (its crop and resize; ``(3, R, R)`` in [-1, 1]), mirrored left-right when
+    ``flip`` and ``(seed, epoch, index)`` says so (as :class:`GlobImageDataset`). Labels are read
+    by the reader and dropped."""
+
+    def __init__(self, reader: Dataset, flip: bool = False, seed: int = 0, source: str = "") -> None:
+        self.reader, self.flip, self.seed, self.epoch = reader, flip, seed, 0
+        if len(reader) == 0:
+            raise FileNotFoundError(f"the training split of {type(reader).__name__} {source} is empty")
+        # what the images are (keys the autoencoder stage's cache, as GlobImageDataset.files does)
+        parts = reader.datasets if isinstance(reader, ConcatDataset) else [reader]
+        files = [str(f) for part in parts for f in getattr(part, "files", [])]
+        self.files = files or [f"{type(reader).__name__} {source}"]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def get(self, index: int, epoch: int) -> dict:
+        pixels = self.reader[index]["pixel_values"]
+        if self.flip and np.random.default_rng((self.seed, epoch, index)).random() < 0.5:
+            pixels = pixels.flip(-1)
+        return {"pixel_values": pixels, "index": index}
+
+    def __getitem__(self, index: int) -> dict:
+        return self.get(index, self.epoch)
+
+
+def build_train_dataset(config: DataConfig, seed: int) -> GlobImageDataset | ReaderImages:
     """The training images of ``config`` (generating the synthetic stand-in first if asked)."""
+    if config.kind == "dataset":
+        from lsd.data.readers import open_dataset
+
+        split = config.split or "train"
+        sources = [(config.dataset, config.root)]
+        if config.mix_dataset is not None:
+            sources.append((config.mix_dataset, config.mix_root))
+        readers = [
+            open_dataset(
+                name, root, split=split, resolution=config.resolution, ffhq_num_train=config.ffhq_num_train
+            )
+            for name, root in sources
+        ]
+        reader = readers[0] if len(readers) == 1 else ConcatDataset(readers)
+        source = " + ".join(f"{name}:{root}:{split}" for name, root in sources)
+        return ReaderImages(reader, config.flip, seed, source=source)
     if config.kind == "synth":
         folder = synth_dataset_dir(config)
         root, pattern = folder / f"{folder.name}-train-with-label" / "images", "**/*_image.png"

@@ -40,7 +40,8 @@ def test_smoke_run_writes_every_output_and_same_seed_gives_identical_metrics(tmp
     assert not list(out.glob(".*"))  # nothing half-written (hidden temporary files) left behind
     saved = json.loads((out / "results.json").read_text())
     assert saved["seed"] == 42 and saved["budget"]["name"] == "smoke"
-    assert saved["data"]["kind"].startswith("synthetic stand-in")
+    assert saved["data_label"] == "stand-in" and saved["data"]["kind"].startswith("stand-in")
+    assert (out / "table.csv").read_text().startswith("# data: stand-in")
     assert saved["versions"]["torch"] and saved["wall_seconds"] > 0
     labels = list(saved["methods"])
     assert labels[0] == "LSD trained now (stand-in)"
@@ -52,7 +53,7 @@ def test_smoke_run_writes_every_output_and_same_seed_gives_identical_metrics(tmp
         assert first["methods"][label]["metrics"] == second["methods"][label]["metrics"], label
         assert first["methods"][label]["probes"] == second["methods"][label]["probes"], label
     table = (out / "table.md").read_text()
-    assert "synthetic stand-in" in table and "| paper: LSD |" in table.splitlines()[4]
+    assert "stand-in: not MOVi-E" in table and "| paper: LSD |" in table.splitlines()[4]
 
 
 @pytest.mark.slow
@@ -140,21 +141,24 @@ def test_script_help_lists_the_budgets():
         assert flag in out
 
 
-def test_an_output_folder_trained_with_another_seed_is_not_silently_resumed(tmp_path, monkeypatch):
-    from lsd.reproduction import movi_e
+def test_an_output_folder_trained_with_another_seed_is_not_silently_resumed(tmp_path):
+    from lsd.reproduction import movi_e, runner
 
     checkpoint = tmp_path / "o" / "train" / "checkpoints" / "checkpoint-00000003"
     checkpoint.mkdir(parents=True)
     (checkpoint / "trainer_state.json").write_text("{}")
     options = ReproduceOptions(output=tmp_path / "o", budget="smoke", cache=tmp_path / "data", overrides=FAST)
-    saved = movi_e._train_config(options, movi_e.BUDGETS["smoke"]).to_dict()
+    budget = movi_e.BUDGETS["smoke"]
+    plan = runner.data_phase(movi_e.MOVI_E, options, budget)
+    this_run = runner.train_config_of(options, budget, plan, tmp_path / "o" / "train")
+    saved = this_run.to_dict()
     saved["train"]["seed"] = 7
     (checkpoint / "train_config.json").write_text(json.dumps(saved))
     with pytest.raises(ValueError, match=r"different settings \(train.seed\)"):
         reproduce_movi_e(options)
     saved["train"]["seed"], saved["train"]["max_steps"] = options.seed, 100  # a longer run of the same recipe
     (checkpoint / "train_config.json").write_text(json.dumps(saved))
-    movi_e._check_resumable(movi_e._train_config(options, movi_e.BUDGETS["smoke"]))  # accepted
+    runner.check_resumable(this_run)  # accepted
 
 
 @pytest.mark.slow
@@ -169,6 +173,7 @@ def test_real_movi_layout_trains_on_its_frames_and_evaluates_its_validation_spli
     )
     record = reproduce_movi_e(options)
     assert record["data"] == {"kind": "MOVi-E", "folder": str(data), "split": "validation"}
+    assert record["data_label"] == "real"
     trained = record["methods"]["LSD trained now"]  # real data: no "(stand-in)" label anywhere
     assert trained["num_images"] == 4 and trained["steps"] == 3
     assert record["train_config"]["data"]["kind"] == "glob"

@@ -1,0 +1,382 @@
+"""The paper's segmentation tables as :class:`~lsd.reproduction.runner.TableSpec` descriptions.
+
+One entry per table: its data (real layout or stand-in), model and budgets, metrics, baselines and
+paper columns. ``reproductions/<table>.py`` and ``nox -s reproduce-<table>`` run them through
+:func:`lsd.reproduction.runner.run_table`; the compositional-generation table, which spans four
+datasets, lives in :mod:`lsd.reproduction.generation_table`.
+
+Stand-in budgets train the CPU-sized ``standin`` model (docs/model.md) with the ``synth-cpu``
+recipe; the ``paper`` budget runs the table's paper recipe (``lsd/configs/train/<name>-paper.json``,
+every field's source in ``lsd/configs/provenance/``) and needs ``--data``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lsd.reproduction.runner import Budget, DataPlan, RunOptions, RunState, TableSpec, real_plan, standin_plan
+from lsd.reproduction.table import ROWS, SEGMENTATION_ROWS, MetricRow, probe_rows
+
+__all__ = ["SEGMENTATION_TABLES", "describe_all", "standin_budgets", "table_names"]
+
+_SMOKE = "CI check of the whole pipeline (minutes): numbers mean nothing"
+
+
+def standin_budgets(
+    paper_config: str, cpu_steps: int = 1500, cpu_train: int = 2000, cpu_validation: int = 200,
+    cpu_note: str = "", extra: tuple[str, ...] = (),
+) -> dict[str, Budget]:  # fmt: skip
+    """smoke / cpu / paper budgets of a stand-in table (``extra``: training overrides for all three
+    stand-in budgets, e.g. the slot count)."""
+    return {
+        "smoke": Budget("smoke", "synth-smoke", _SMOKE, extra, num_train=32, num_validation=8, eval_images=8,
+                        probe_steps=50, kmeans_restarts=1, sample_steps=5, figure_images=2),
+        "cpu": Budget("cpu", "synth-cpu", f"the default: {cpu_steps:,} steps from scratch on the stand-in{cpu_note}",
+                      (f"train.max_steps={cpu_steps}", *extra), num_train=cpu_train, num_validation=cpu_validation),
+        "paper": Budget("paper", paper_config, "the paper recipe (GPUs, days); needs --data"),
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# data phases
+# --------------------------------------------------------------------------------------------
+
+
+def _movi_e_data(spec: TableSpec, opts: RunOptions, budget: Budget) -> DataPlan:
+    """MOVi-E: the embedded synthetic stand-in (``data.kind = "synth"``, the scenes the shipped
+    checkpoint was trained on), or the release's MOVi dump trained with the release's split rule
+    (glob of the training frames, sorted, shuffled with seed 42, first 90 %)."""
+    from lsd.data.readers import open_dataset
+    from lsd.training.config import load_train_config
+    from lsd.training.data import synth_dataset_dir
+
+    if opts.data is None:
+        overrides = [f"data.root={opts.cache}"]
+        data = load_train_config(budget.train_config, [*budget.train_overrides, *overrides, *opts.overrides]).data
+        folder = synth_dataset_dir(data)
+        return DataPlan(
+            standin=True,
+            train_overrides=overrides,
+            open_eval=lambda r: open_dataset("synth", folder, split="validation", resolution=r),
+            record={
+                "kind": "stand-in: synthetic scenes in the MOVi layout (not MOVi-E)",
+                "folder": str(folder),
+                "spec": json.loads((folder / "synth_spec.json").read_text()),
+            },  # fmt: skip
+        )
+    return _movi_real(spec, opts, budget, "movi-e")
+
+
+def _movi_real(spec: TableSpec, opts: RunOptions, budget: Budget, name: str) -> DataPlan:
+    from lsd.training.config import load_train_config
+
+    images = Path(opts.data) / name / f"{name}-train-with-label" / "images"
+    if not images.is_dir():
+        raise FileNotFoundError(f"--data {opts.data}: no {images} (the release's {name} training frames)")
+    overrides = ["data.kind=glob", f"data.root={images}", "data.pattern=**/*.png"]
+    if load_train_config(budget.train_config).data.kind != "glob":  # a CPU budget on real frames
+        overrides.append("data.portion=[0.0, 0.9]")  # the release's split rule
+    plan = real_plan(name, opts, train_overrides=overrides)
+    plan.record["kind"] = {"movi-e": "MOVi-E", "movi-c": "MOVi-C"}[name]
+    return plan
+
+
+def _movi_c_data(spec: TableSpec, opts: RunOptions, budget: Budget) -> DataPlan:
+    if opts.data is None:
+        return standin_plan("movi-c", "movi-c", opts, budget)
+    return _movi_real(spec, opts, budget, "movi-c")
+
+
+def _reader_data(kind: str, reader: str):
+    def plan(spec: TableSpec, opts: RunOptions, budget: Budget) -> DataPlan:
+        if opts.data is None:
+            return standin_plan(kind, reader, opts, budget)
+        return real_plan(reader, opts)
+
+    return plan
+
+
+def _coco_data(spec: TableSpec, opts: RunOptions, budget: Budget) -> DataPlan:
+    """COCO: the stand-in's train split through the COCO reader; on real COCO the release's
+    training set (every ``train2017/*.jpg``, ``configs/coco``), evaluated on val2017."""
+    if opts.data is None:
+        return standin_plan("coco", "coco", opts, budget)
+    images = Path(opts.data) / "train2017"
+    if not images.is_dir():
+        raise FileNotFoundError(f"--data {opts.data}: no {images} (COCO 2017 training images)")
+    return real_plan("coco", opts, train_overrides=["data.kind=glob", f"data.root={images}", "data.pattern=*.jpg"])
+
+
+# --------------------------------------------------------------------------------------------
+# extra phases
+# --------------------------------------------------------------------------------------------
+
+
+def _clevr_mix(state: RunState) -> None:
+    """CLEVR's analysis (paper: LSD trained on CLEVR against LSD-Mix, trained on CLEVR and
+    CLEVRTex together): a second model trained on the CLEVR training images plus CLEVRTex's
+    (stand-ins of both, or ``--data`` CLEVR with ``--set data.mix_root=...`` CLEVRTex), evaluated on
+    the same CLEVR held-out images. Skipped (with a note) when a checkpoint is evaluated."""
+    from lsd.reproduction.runner import (
+        Method,
+        evaluate_model,
+        slot_diagnostic,
+        standin_plan,
+        train_config_of,
+        train_model,
+    )
+
+    opts = state.opts
+    if opts.checkpoint is not None:
+        state.notes.append("LSD-Mix is not trained when --checkpoint is given (evaluation only).")
+        return
+    if state.plan.standin:
+        mix = standin_plan("clevrtex", "clevrtex", opts, state.budget)
+        root = mix.folders["standin"]
+        from lsd.data.standins import standin_reader_root
+
+        extra = ["data.mix_dataset=clevrtex", f"data.mix_root={standin_reader_root(root)}"]
+    else:
+        if not any(o.startswith("data.mix_root=") for o in opts.overrides):
+            state.notes.append("LSD-Mix needs CLEVRTex: add --set data.mix_root=DIR (CLEVRTex in its real layout).")
+            return
+        extra = ["data.mix_dataset=clevrtex"]
+    config = train_config_of(opts, state.budget, state.plan, state.output / "train-mix", extra)
+    trained = train_model(config, opts.progress)
+    if trained is None:
+        return
+    model, result, log = trained
+    label = f"LSD-Mix trained now{state.tag}"
+    state.logs[label] = log
+    method = Method(label, "trained", model, {"checkpoint": str(result.checkpoint), "steps": result.step,
+                                              "diagnostic": slot_diagnostic(log), "train_config": config.to_dict()})  # fmt: skip
+    state.models.append(method)
+    evaluate_model(state, method)
+
+
+def _ffhq_part_swaps(state: RunState) -> None:
+    """FFHQ's face-part swapping (paper figure): for each model with a decoder, exchange the slots
+    of matched parts between pairs of held-out faces and score the swap in the part's region
+    (:func:`lsd.generation.parts.part_swap_scores`); a figure of the first pairs."""
+    from lsd.data.standins import FFHQ_STANDIN_PARTS
+    from lsd.generation.decoding import slot_decoder
+    from lsd.generation.parts import part_swap_scores, plot_part_swaps
+
+    if not state.plan.standin:
+        state.notes.append("FFHQ has no part labels: part swaps are not scored on real faces.")
+        return
+    num_pairs = max(1, min(len(state.dataset) // 2, 8 if state.budget.name == "smoke" else 32))
+    for method in state.models:
+        if method.model.vae is None:
+            continue
+        decode = slot_decoder(method.model, state.budget.sample_steps)
+        scores = part_swap_scores(
+            method.model, state.dataset, num_pairs=num_pairs, seed=state.opts.seed, decode=decode,
+            part_names=FFHQ_STANDIN_PARTS, progress=state.opts.progress,
+        )  # fmt: skip
+        images = scores.pop("images")
+        state.methods[method.label]["part_swap"] = scores
+        if "part_swaps" not in state.figures:
+            plot_part_swaps(images, state.output / "part_swaps.png")
+            state.figures["part_swaps"] = "part_swaps.png"
+
+
+def _coco_guidance(state: RunState) -> None:
+    """COCO's classifier-free-guidance samples at the release's scales
+    (:func:`lsd.generation.guidance.guidance_samples`), for a model with Stable-LSD's null
+    embedding; otherwise a note says why none were drawn."""
+    from lsd.generation.guidance import RELEASE_GUIDANCE_SCALES, guidance_samples, plot_guidance_grid
+    from lsd.pipelines import LSDPipeline
+
+    for method in state.models:
+        if getattr(method.model, "null_embedding", None) is None:
+            state.notes.append(
+                f"{method.label}: no guidance samples (classifier-free guidance needs Stable-LSD's null "
+                "embedding from SD 2.1's text encoder; this model has none)."
+            )
+            continue
+        seeds = range(2 if state.budget.name == "smoke" else 10)
+        steps = 5 if state.budget.name == "smoke" else 100
+        pixels = state.examples["pixel_values"][:2]
+        pipe = LSDPipeline.from_model(method.model)
+        samples = guidance_samples(pipe, pixels, scales=RELEASE_GUIDANCE_SCALES, seeds=seeds,
+                                   num_inference_steps=steps, seed_for_slots=state.opts.seed)  # fmt: skip
+        plot_guidance_grid(samples, state.output / "guidance.png", RELEASE_GUIDANCE_SCALES)
+        state.figures["guidance"] = "guidance.png"
+        state.results["guidance"] = {"model": method.label, "scales": list(RELEASE_GUIDANCE_SCALES),
+                                     "seeds": list(seeds), "num_inference_steps": steps, "images": int(pixels.shape[0])}  # fmt: skip
+
+
+def _ffhq_data(spec: TableSpec, opts: RunOptions, budget: Budget) -> DataPlan:
+    """FFHQ: the stand-in faces (FFHQ layout, read by the real FFHQ reader for training; their
+    part labels, written beside, for scoring), or real FFHQ (first 60k train, last 10k held out)."""
+    from lsd.data.standins import FFHQPartsDataset, read_standin_spec, standin_reader_root
+
+    if opts.data is None:
+        plan = standin_plan("ffhq", "ffhq", opts, budget)
+        folder = plan.folders["standin"]
+        num_train = read_standin_spec(folder).num_train
+        root = standin_reader_root(folder)
+        plan.train_overrides.append(f"data.ffhq_num_train={num_train}")
+        plan.open_eval = lambda r: FFHQPartsDataset(root, "validation", resolution=r, num_train=num_train)
+        return plan
+    return real_plan("ffhq", opts)
+
+
+def _ffhq_budgets() -> dict[str, Budget]:
+    return standin_budgets("ffhq-paper", extra=("model.slot_attention.num_slots=9",))
+
+
+# --------------------------------------------------------------------------------------------
+# the tables
+# --------------------------------------------------------------------------------------------
+
+MOVI_PROBES = {
+    "category": "discrete",
+    "image_positions": "continuous",
+    "bboxes_3d": "continuous",
+    "scale": "continuous",
+}
+CLEVR_PROBES = {"color": "discrete", "material": "discrete", "shape": "discrete", "size": "discrete",
+                "x": "continuous", "y": "continuous", "z": "continuous", "pixel_coords": "continuous",
+                "rotation": "continuous"}  # fmt: skip
+CLEVRTEX_PROBES = {k: v for k, v in CLEVR_PROBES.items() if k not in ("x", "y", "z")}
+_SHORT = {"image_positions": "img pos", "bboxes_3d": "box MSE", "pixel_coords": "pix xy", "material": "material"}
+
+_CLEVR_ROWS = (
+    SEGMENTATION_ROWS[0],
+    MetricRow("mBO % (object-averaged)", ("metrics", "mbo"), ("analysis", "mbo"), True, "mBO"),
+    MetricRow("mIoU % (object-averaged)", ("metrics", "miou"), ("analysis", "miou"), True, "mIoU"),
+    *SEGMENTATION_ROWS[3:],
+    MetricRow("FID (generation)", None, ("analysis", "fid"), False, "FID"),
+    *probe_rows(CLEVR_PROBES, _SHORT),
+)
+_FFHQ_ROWS = (
+    *(MetricRow(f"part {r.label}", r.ours, None, r.percent, r.short) for r in SEGMENTATION_ROWS),
+    MetricRow("part swap success %", ("part_swap", "mean.success_rate"), None, True, "swap ok"),
+    MetricRow("part swap: rest kept %", ("part_swap", "mean.kept_rate"), None, True, "kept"),
+    MetricRow("part swap MAE to donor", ("part_swap", "mean.mae_to_donor"), None, False, "MAE donor"),
+    MetricRow("part swap MAE to original", ("part_swap", "mean.mae_to_original"), None, False, "MAE orig"),
+    MetricRow("FID (generation)", None, ("generation_fid", "fid"), False, "FID"),
+)
+_COCO_ROWS = (
+    MetricRow("FG-ARI % (overlaps ignored)", ("metrics", "fg_ari"), ("segmentation", "fg_ari"), True, "FG-ARI"),
+    MetricRow("mBO % (object-averaged)", ("metrics", "mbo"), ("segmentation", "mbo"), True, "mBO"),
+    *SEGMENTATION_ROWS[2:],
+)
+
+SEGMENTATION_TABLES: dict[str, TableSpec] = {
+    "movi-c": TableSpec(
+        name="movi-c",
+        title="MOVi-C reproduction",
+        dataset="MOVi-C",
+        paper_dataset="movi-c",
+        metrics="FG-ARI, mBO, mIoU (object- and image-averaged); probes: category, image position, 3-D box, scale",
+        baselines_text="colour k-means, colour+position k-means (k = slot count), 3x3 grid",
+        paper_columns="mIoU of LSD / SLATE / SLATE+ (FG-ARI, mBO n/r)",
+        budgets=standin_budgets("movi-c-paper"),
+        data=_movi_c_data,
+        paper_config="movi-c-paper",
+        rows=(*SEGMENTATION_ROWS, *probe_rows(MOVI_PROBES, _SHORT)),
+    ),
+    "movi-e": TableSpec(
+        name="movi-e",
+        title="MOVi-E reproduction",
+        dataset="MOVi-E",
+        paper_dataset="movi-e",
+        metrics="FG-ARI, mBO, mIoU (object- and image-averaged); probes: category, image position, 3-D box, scale",
+        baselines_text="colour k-means, colour+position k-means (k = slot count), 3x3 grid",
+        paper_columns="mIoU and property prediction of LSD / SLATE / SLATE+",
+        budgets={
+            "smoke": Budget(
+                "smoke",
+                "synth-smoke",
+                _SMOKE,
+                eval_images=16,
+                probe_steps=50,
+                kmeans_restarts=1,
+                sample_steps=5,
+                figure_images=2,
+            ),
+            "cpu": Budget("cpu", "synth-cpu", "the default: 1,500 steps from scratch, 5 to 14 minutes on 2 CPU cores"),
+            "paper": Budget("paper", "movi-e-paper", "the release's recipe (GPUs, days); needs --data"),
+        },  # fmt: skip
+        data=_movi_e_data,
+        paper_config="movi-e-paper",
+        rows=ROWS,
+        shipped=Path("checkpoints/movi-e-standin/model"),
+    ),
+    "clevr": TableSpec(
+        name="clevr",
+        title="CLEVR reproduction (LSD against LSD-Mix)",
+        dataset="CLEVR (with masks)",
+        paper_dataset="clevr",
+        metrics="FG-ARI, mBO, mIoU (object- and image-averaged); probes: colour, material, shape, size, x, y, z, "
+        "pixel coordinates, rotation; LSD-Mix (trained on CLEVR + CLEVRTex) on the same images",
+        baselines_text="colour k-means, colour+position k-means (k = slot count), 3x3 grid",
+        paper_columns="the CLEVR analysis: mBO, mIoU, FID of LSD (CLEVR) and LSD-Mix",
+        budgets=standin_budgets("clevr-paper", cpu_steps=1000, cpu_note=", twice (LSD and LSD-Mix)"),
+        data=_reader_data("clevr", "clevr"),
+        paper_config="clevr-paper",
+        rows=_CLEVR_ROWS,
+        extras=(_clevr_mix,),
+    ),  # fmt: skip
+    "clevrtex": TableSpec(
+        name="clevrtex",
+        title="CLEVRTex reproduction",
+        dataset="CLEVRTex",
+        paper_dataset="clevrtex",
+        metrics="FG-ARI, mBO, mIoU (object- and image-averaged; the LSD release's 240 px centre crop); probes: "
+        "colour, material, shape, size, pixel coordinates, rotation",
+        baselines_text="colour k-means, colour+position k-means (k = slot count), 3x3 grid",
+        paper_columns="mIoU of LSD / SLATE / SLATE+ (FG-ARI, mBO n/r)",
+        budgets=standin_budgets("clevrtex-paper"),
+        data=_reader_data("clevrtex", "clevrtex"),
+        paper_config="clevrtex-paper",
+        rows=(*SEGMENTATION_ROWS, *probe_rows(CLEVRTEX_PROBES, _SHORT)),
+    ),  # fmt: skip
+    "ffhq": TableSpec(
+        name="ffhq",
+        title="FFHQ reproduction (face parts)",
+        dataset="FFHQ",
+        paper_dataset="ffhq",
+        metrics="part segmentation (FG-ARI, mBO, mIoU over face parts; stand-in only: real FFHQ has no part "
+        "labels) and face-part swapping (success in the part, rest kept)",
+        baselines_text="colour k-means, colour+position k-means (k = slot count), 3x3 grid",
+        paper_columns="FID of LSD / SLATE / SLATE+ (the generation table measures ours)",
+        budgets=_ffhq_budgets(),
+        data=_ffhq_data,
+        paper_config="ffhq-paper",
+        rows=_FFHQ_ROWS,
+        extras=(_ffhq_part_swaps,),
+    ),  # fmt: skip
+    "coco": TableSpec(
+        name="coco",
+        title="COCO reproduction (Stable-LSD object discovery)",
+        dataset="COCO 2017",
+        paper_dataset="coco",
+        metrics="FG-ARI with pixels of overlapping instances ignored, mBO over instance masks (DINOSAUR-style "
+        "masks: short side 320, centre crop); guidance samples at the release's scales (Stable-LSD only)",
+        baselines_text="colour k-means, colour+position k-means (k = slot count), 3x3 grid",
+        paper_columns="FG-ARI of Stable-LSD and DINOSAUR",
+        budgets=standin_budgets("coco-paper"),
+        data=_coco_data,
+        paper_config="coco-paper",
+        rows=_COCO_ROWS,
+        extras=(_coco_guidance,),
+    ),  # fmt: skip
+}
+
+
+def table_names() -> list[str]:
+    """Every table with a reproduction, in the paper's order, the generation table last."""
+    return ["movi-c", "movi-e", "clevr", "clevrtex", "ffhq", "coco", "generation"]
+
+
+def describe_all() -> str:
+    """``--list``: each table, what it measures and on what."""
+    from lsd.reproduction.generation_table import GENERATION_DESCRIPTION
+
+    parts = [SEGMENTATION_TABLES[name].describe() for name in table_names() if name in SEGMENTATION_TABLES]
+    return "\n\n".join([*parts, GENERATION_DESCRIPTION])

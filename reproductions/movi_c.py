@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""Reproduce the paper's movi-c table; ``nox -s reproduce-movi-c``. ``--help`` says what it measures,
+``--list`` names every table. See lsd/reproduction/runner.py for the phases and outputs."""
+
+import sys
+from pathlib import Path
+
+from lsd.reproduction.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("movi-c", here=Path(__file__).resolve().parent))
