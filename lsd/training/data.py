@@ -53,14 +53,13 @@ class ReaderImages(Dataset):
     ``flip`` and ``(seed, epoch, index)`` says so (as :class:`GlobImageDataset`). Labels are read
     by the reader and dropped."""
 
-    def __init__(self, reader: Dataset, flip: bool = False, seed: int = 0, source: str = "") -> None:
+    def __init__(self, reader: Dataset, flip: bool = False, seed: int = 0, sources: tuple[str, ...] = ()) -> None:
         self.reader, self.flip, self.seed, self.epoch = reader, flip, seed, 0
         if len(reader) == 0:
-            raise FileNotFoundError(f"the training split of {type(reader).__name__} {source} is empty")
-        # what the images are (keys the autoencoder stage's cache, as GlobImageDataset.files does)
-        parts = reader.datasets if isinstance(reader, ConcatDataset) else [reader]
-        files = [str(f) for part in parts for f in getattr(part, "files", [])]
-        self.files = files or [f"{type(reader).__name__} {source}"]
+            raise FileNotFoundError(f"the training split of {' + '.join(sources) or type(reader).__name__} is empty")
+        # what the images are, ``reader:root:split`` per source (keys the autoencoder stage's cache
+        # beside the image count, as GlobImageDataset.files does)
+        self.files = list(sources)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -88,14 +87,12 @@ def build_train_dataset(config: DataConfig, seed: int) -> GlobImageDataset | Rea
         if config.mix_dataset is not None:
             sources.append((config.mix_dataset, config.mix_root))
         readers = [
-            open_dataset(
-                name, root, split=split, resolution=config.resolution, ffhq_num_train=config.ffhq_num_train
-            )
+            open_dataset(name, root, split=split, resolution=config.resolution, ffhq_num_train=config.ffhq_num_train)
             for name, root in sources
         ]
         reader = readers[0] if len(readers) == 1 else ConcatDataset(readers)
-        source = " + ".join(f"{name}:{root}:{split}" for name, root in sources)
-        return ReaderImages(reader, config.flip, seed, source=source)
+        names = tuple(f"{name}:{root}:{split}" for name, root in sources)
+        return ReaderImages(reader, config.flip, seed, sources=names)
     if config.kind == "synth":
         folder = synth_dataset_dir(config)
         root, pattern = folder / f"{folder.name}-train-with-label" / "images", "**/*_image.png"
