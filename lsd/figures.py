@@ -55,22 +55,55 @@ def colour_ids(ids: np.ndarray, num_colours: int, background_black: bool) -> np.
     return palette[ids]
 
 
-def _panel_grid(rows: list[list[tuple[str, np.ndarray]]], path, cell: float, fontsize: float | None) -> None:
-    """Draw ``rows`` of ``(title, (H, W, 3) picture)`` panels in a grid, titles on the first row,
-    and save it to ``path``."""
+def _panel_grid(
+    rows: list[list[tuple[str, np.ndarray]]],
+    path,
+    cell: float,
+    fontsize: float | None,
+    row_labels: list[str] | None = None,
+) -> None:
+    """Draw ``rows`` of ``(title, (H, W, 3) picture)`` panels in a grid, titles on the first row
+    (and ``row_labels[i]`` left of row ``i`` when given), and save it to ``path``."""
     from matplotlib.figure import Figure
 
     count, columns = len(rows), max(len(r) for r in rows)
-    fig = Figure(figsize=(cell * columns, cell * count + 0.4))
+    if row_labels is not None and len(row_labels) != count:
+        raise ValueError(f"`row_labels`: {len(row_labels)} labels for {count} rows")
+    fig = Figure(figsize=(cell * columns + (1.0 if row_labels else 0.0), cell * count + 0.4))
     axes = fig.subplots(count, columns, squeeze=False)
     for row, panels in enumerate(rows):
         for col, (title, picture) in enumerate(panels):
-            axes[row, col].imshow(picture, interpolation="nearest")
-            axes[row, col].set_axis_off()
+            ax = axes[row, col]
+            ax.imshow(picture, interpolation="nearest")
+            if row_labels is not None and col == 0:  # keep the axis (for its label), hide ticks and frame
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+                ax.set_ylabel(row_labels[row], fontsize=fontsize)
+            else:
+                ax.set_axis_off()
             if row == 0:
-                axes[row, col].set_title(title, fontsize=fontsize)
+                ax.set_title(title, fontsize=fontsize)
     fig.tight_layout()
     save_figure_atomic(fig, path)
+
+
+def plot_image_grid(
+    images: torch.Tensor,
+    path: str | os.PathLike,
+    column_titles: list[str],
+    row_labels: list[str] | None = None,
+    cell: float = 1.6,
+) -> None:
+    """Draw ``images`` ``(rows, columns, 3, H, W)`` in [-1, 1] as a grid of panels, titled per
+    column (on the first row) and labelled per row, and write it to ``path`` (atomically)."""
+    if images.ndim != 5 or images.shape[2] != 3:
+        raise ValueError(f"`images` must have shape (rows, columns, 3, H, W), got {tuple(images.shape)}")
+    if len(column_titles) != images.shape[1]:
+        raise ValueError(f"`column_titles`: {len(column_titles)} titles for {images.shape[1]} columns")
+    rows = [[(t, _image(images[r, c])) for c, t in enumerate(column_titles)] for r in range(images.shape[0])]
+    _panel_grid(rows, path, cell=cell, fontsize=7, row_labels=row_labels)
 
 
 def _image(pixels: torch.Tensor) -> np.ndarray:
@@ -167,6 +200,7 @@ __all__ = [
     "colour_ids",
     "grid_png",
     "overlay",
+    "plot_image_grid",
     "plot_reconstructions",
     "plot_segmentation_comparison",
     "plot_segmentations",

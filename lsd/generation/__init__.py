@@ -8,6 +8,10 @@
   insert, replace and swap slots.
 - :mod:`lsd.generation.evaluate` -- :func:`evaluate_generation`: reconstruction PSNR, Frechet
   distances (own < composed < shuffled), automatic edit measures.
+- :mod:`lsd.generation.parts` -- :func:`part_swap_scores`: FFHQ face-part swapping, scored
+  automatically; :func:`part_slots`, :func:`plot_part_swaps`.
+- :mod:`lsd.generation.guidance` -- :func:`guidance_samples`: Stable-LSD samples at the release's
+  classifier-free guidance scales and seeds; :func:`plot_guidance_grid`.
 - :mod:`lsd.generation.commands` -- ``lsd compose``, ``lsd edit``, ``lsd evaluate-generation``.
 
 Names are imported on first use, so that building the command-line parser imports neither torch
@@ -42,9 +46,17 @@ _EXPORTS = {
     "edit_scenes": "lsd.generation.evaluate",
     "evaluate_generation": "lsd.generation.evaluate",
     "score_edits": "lsd.generation.evaluate",
+    "RELEASE_GUIDANCE_SCALES": "lsd.generation.guidance",
+    "guidance_samples": "lsd.generation.guidance",
+    "plot_guidance_grid": "lsd.generation.guidance",
+    "part_slots": "lsd.generation.parts",
+    "part_swap_scores": "lsd.generation.parts",
+    "plot_part_swaps": "lsd.generation.parts",
+    "score_part_edit": "lsd.generation.parts",
 }
 
 __all__ = [
+    "RELEASE_GUIDANCE_SCALES",
     "ConceptLibrary",
     "EditedScenes",
     "GenerationProtocol",
@@ -54,13 +66,19 @@ __all__ = [
     "edit_scenes",
     "encode_images",
     "evaluate_generation",
+    "guidance_samples",
     "image_generators",
     "insert_slot",
     "match_slots_by_mask",
     "object_slots",
+    "part_slots",
+    "part_swap_scores",
+    "plot_guidance_grid",
+    "plot_part_swaps",
     "remove_slot",
     "replace_slot",
     "score_edits",
+    "score_part_edit",
     "segment_images",
     "shuffle_slots",
     "slot_areas",
@@ -84,3 +102,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         swap_slots,
     )
     from lsd.generation.evaluate import EditedScenes, GenerationProtocol, edit_scenes, evaluate_generation, score_edits
+    from lsd.generation.guidance import RELEASE_GUIDANCE_SCALES, guidance_samples, plot_guidance_grid
+    from lsd.generation.parts import part_slots, part_swap_scores, plot_part_swaps, score_part_edit
