@@ -67,7 +67,8 @@ GENERATION_DESCRIPTION = (
     "  paper columns: FID of LSD / SLATE / SLATE+"
 )
 
-_LIBRARY = {"smoke": (16, 4, 2), "cpu": (400, 16, 4), "paper": (1000, 32, 4)}  # images, concepts, background
+#: Concept library per budget: training images, object concepts (at least the slot count), background concepts.
+_LIBRARY = {"smoke": (16, 8, 2), "cpu": (400, 16, 4), "paper": (1000, 32, 4)}
 
 
 def _rows() -> tuple[MetricRow, ...]:
@@ -140,7 +141,7 @@ def _dataset_phase(name: str, opts: RunOptions, budget: Budget, output: Path, in
         models.append(Method(f"LSD trained now{state.tag}", "trained", model,
                              {"steps": result.step, "diagnostic": slot_diagnostic(log)}))  # fmt: skip
     else:
-        model, kind = load_any_checkpoint(sub.checkpoint)
+        model, kind, _ = load_any_checkpoint(sub.checkpoint)
         models.append(Method(f"LSD checkpoint{state.tag}", "checkpoint", model, {"kind": kind}))
     if plan.standin and sub.shipped is not None:
         shipped_log = read_train_log(Path(sub.shipped).parent / "train_log.jsonl")
@@ -154,8 +155,10 @@ def _dataset_phase(name: str, opts: RunOptions, budget: Budget, output: Path, in
         model = method.model
         dataset = plan.open_eval(input_resolution(model))
         count = min(budget.eval_images or 64, len(dataset))
-        library = ConceptLibrary.from_model(model, train_images, min(library_images, len(train_images)), concepts,
-                                            background, seed=sub.seed, progress=opts.progress)  # fmt: skip
+        # a composed scene takes one slot from each of num_slots - 1 distinct object concepts
+        num_concepts = max(concepts, model.slot_attention.config.num_slots)
+        library = ConceptLibrary.from_model(model, train_images, min(library_images, len(train_images)),
+                                            num_concepts, background, seed=sub.seed, progress=opts.progress)  # fmt: skip
         protocol = GenerationProtocol(num_images=count, num_inference_steps=budget.sample_steps, seed=sub.seed)
         record = evaluate_generation(model, dataset, library, protocol, inception=inception, progress=opts.progress)
         images = record.pop("images")

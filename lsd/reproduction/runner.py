@@ -378,7 +378,8 @@ def train_model(train_config, progress: bool = True):
 
 
 def load_any_checkpoint(path: Path):
-    """An lsd model folder, an lsd training checkpoint or a release checkpoint, and its kind."""
+    """An lsd model folder, an lsd training checkpoint or a release checkpoint: ``(model, kind,
+    folder)`` (``folder``: the model folder that was read)."""
     from lsd.evaluation.loading import resolve_checkpoint
     from lsd.models.lsd import LatentSlotDiffusion
 
@@ -386,8 +387,8 @@ def load_any_checkpoint(path: Path):
     if kind == "release":
         from lsd.official import load_official_checkpoint
 
-        return load_official_checkpoint(folder, vae=None), kind
-    return LatentSlotDiffusion.from_pretrained(folder), kind
+        return load_official_checkpoint(folder, vae=None), kind, folder
+    return LatentSlotDiffusion.from_pretrained(folder), kind, folder
 
 
 def train_phase(state: RunState) -> bool:
@@ -404,12 +405,13 @@ def train_phase(state: RunState) -> bool:
         model, result, log = trained
         label = f"LSD trained now{tag}"
         state.logs[label] = log
-        extra = {"checkpoint": str(result.checkpoint), "steps": result.step, "diagnostic": slot_diagnostic(log)}
+        extra = {"checkpoint": str(result.checkpoint), "steps": result.step, "diagnostic": slot_diagnostic(log),
+                 "model_folder": str(result.checkpoint / "model")}  # fmt: skip
         state.models.append(Method(label, "trained", model, extra))
     else:
-        model, kind = load_any_checkpoint(Path(opts.checkpoint))
+        model, kind, folder = load_any_checkpoint(Path(opts.checkpoint))
         label = f"LSD checkpoint {Path(opts.checkpoint).name}{tag}"
-        state.models.append(Method(label, "checkpoint", model, {"kind": kind}))
+        state.models.append(Method(label, "checkpoint", model, {"kind": kind, "model_folder": str(folder)}))
     if state.plan.standin and opts.shipped is not None:
         shipped = LatentSlotDiffusion.from_pretrained(opts.shipped)
         folder = Path(opts.shipped)  # a model folder, or `model/` inside a training checkpoint
@@ -417,7 +419,7 @@ def train_phase(state: RunState) -> bool:
         label = f"LSD shipped checkpoint{tag}"
         if log:
             state.logs[label] = log
-        extra = {"checkpoint": str(opts.shipped), "diagnostic": slot_diagnostic(log)}
+        extra = {"checkpoint": str(opts.shipped), "diagnostic": slot_diagnostic(log), "model_folder": str(folder)}
         state.models.append(Method(label, "shipped", shipped, extra))
     elif state.plan.standin and state.spec.shipped is None:
         state.notes.append(

@@ -183,29 +183,35 @@ def _ffhq_part_swaps(state: RunState) -> None:
 
 
 def _coco_guidance(state: RunState) -> None:
-    """COCO's classifier-free-guidance samples at the release's scales
-    (:func:`lsd.generation.guidance.guidance_samples`), for a model with Stable-LSD's null
-    embedding; otherwise a note says why none were drawn."""
+    """COCO's classifier-free-guidance samples at the release's scales (DPM-Solver++, 100 steps,
+    seeds 0..9; :func:`lsd.generation.guidance.guidance_samples`) for a model whose folder holds
+    Stable-LSD's null embedding (``null_embedding.safetensors``); otherwise a note says why none
+    were drawn. Two held-out images; the smoke budget draws 2 seeds at 5 steps."""
     from lsd.generation.guidance import RELEASE_GUIDANCE_SCALES, guidance_samples, plot_guidance_grid
     from lsd.pipelines import LSDPipeline
+    from lsd.pipelines.lsd_pipeline import NULL_EMBEDDING_FILE, load_null_embedding
 
     for method in state.models:
-        if getattr(method.model, "null_embedding", None) is None:
+        file = Path(method.extra.get("model_folder", "")) / NULL_EMBEDDING_FILE
+        if not file.is_file():
             state.notes.append(
                 f"{method.label}: no guidance samples (classifier-free guidance needs Stable-LSD's null "
-                "embedding from SD 2.1's text encoder; this model has none)."
+                f"embedding, {NULL_EMBEDDING_FILE} in the model folder, from SD 2.1's text encoder)."
             )
             continue
-        seeds = range(2 if state.budget.name == "smoke" else 10)
-        steps = 5 if state.budget.name == "smoke" else 100
+        smoke = state.budget.name == "smoke"
+        seeds, steps = range(2 if smoke else 10), 5 if smoke else 100
         pixels = state.examples["pixel_values"][:2]
-        pipe = LSDPipeline.from_model(method.model)
+        pipe = LSDPipeline.from_model(method.model, null_embedding=load_null_embedding(file))
         samples = guidance_samples(pipe, pixels, scales=RELEASE_GUIDANCE_SCALES, seeds=seeds,
                                    num_inference_steps=steps, seed_for_slots=state.opts.seed)  # fmt: skip
-        plot_guidance_grid(samples, state.output / "guidance.png", RELEASE_GUIDANCE_SCALES)
-        state.figures["guidance"] = "guidance.png"
-        state.results["guidance"] = {"model": method.label, "scales": list(RELEASE_GUIDANCE_SCALES),
-                                     "seeds": list(seeds), "num_inference_steps": steps, "images": int(pixels.shape[0])}  # fmt: skip
+        name = "guidance.png" if "guidance" not in state.figures else f"guidance-{len(state.figures)}.png"
+        plot_guidance_grid(samples, state.output / name, RELEASE_GUIDANCE_SCALES, seeds=tuple(seeds))
+        state.figures["guidance" if name == "guidance.png" else name.removesuffix(".png")] = name
+        state.results.setdefault("guidance", []).append(
+            {"model": method.label, "scales": list(RELEASE_GUIDANCE_SCALES), "seeds": list(seeds),
+             "num_inference_steps": steps, "images": int(pixels.shape[0]), "figure": name}
+        )  # fmt: skip
 
 
 def _ffhq_data(spec: TableSpec, opts: RunOptions, budget: Budget) -> DataPlan:
