@@ -240,6 +240,19 @@ def render_scene(
     return pixels, segment, instances
 
 
+def amodal_masks(seed: int, split: str, index: int, resolution: int, level: str | SceneLevel = "hard") -> np.ndarray:
+    """Each object's whole shape, occluded parts included, in drawing order (that of
+    :func:`sample_scene`; later objects are drawn on top): bool ``(K, R, R)``. Two masks overlap
+    where one object occludes the other (COCO-style annotations of the same scene)."""
+    level = LEVELS[level] if isinstance(level, str) else level
+    objects = sample_scene(seed, split, index, level)
+    centres = (np.arange(resolution) + 0.5) / resolution
+    yy, xx = np.meshgrid(centres, centres, indexing="ij")
+    if not objects:
+        return np.zeros((0, resolution, resolution), dtype=bool)
+    return np.stack([_shape_mask(obj, yy, xx)[0] for obj in objects])
+
+
 def _instances_json(instances: list[dict]) -> dict[str, list]:
     """Per-object dicts -> MOVi's column layout (one list per key, objects along axis 0)."""
     keys = instances[0].keys() if instances else []
