@@ -153,6 +153,8 @@ def _clevr_mix(state: RunState) -> None:
                                               "diagnostic": slot_diagnostic(log), "train_config": config.to_dict()})  # fmt: skip
     state.models.append(method)
     evaluate_model(state, method)
+    models = [m.label for m in state.models]  # models first, then the baselines, in the table
+    state.methods = {k: state.methods[k] for k in [*models, *(k for k in state.methods if k not in models)]}
 
 
 def _ffhq_part_swaps(state: RunState) -> None:
@@ -316,7 +318,7 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
     "clevr": TableSpec(
         name="clevr",
         title="CLEVR reproduction (LSD against LSD-Mix)",
-        dataset="CLEVR (with masks)",
+        dataset="CLEVR",
         paper_dataset="clevr",
         metrics="FG-ARI, mBO, mIoU (object- and image-averaged); probes: colour, material, shape, size, x, y, z, "
         "pixel coordinates, rotation; LSD-Mix (trained on CLEVR + CLEVRTex) on the same images",
