@@ -5,7 +5,14 @@ A config is JSON with one entry per component (``vae``, ``backbone``, ``slot_att
 ``description``. A component entry is either a diffusers config (``_class_name`` plus the class's
 init fields; built with random weights) or ``{"pretrained": NAME_OR_PATH, "subfolder": ...,
 "_class_name": ...}`` (loaded from a local folder or the local Hugging Face cache, never
-downloaded). Shipped: ``movi-e``, ``coco`` (the paper's), ``cpu`` (embedded default), ``tiny``.
+downloaded). Shipped: ``movi-e``, ``coco`` (the release's), ``movi-c``, ``clevr``, ``clevrtex``,
+``ffhq`` (the paper's datasets; mostly guesses, see below), ``cpu`` (embedded default), ``tiny``.
+
+Provenance: ``provenance/<name>.json`` beside the configs says, for every leaf field of the
+shipped paper configs (model configs and ``train/<name>.json`` training configs), where its value
+comes from: ``"paper"`` (the paper states it), ``"release"`` (a file of the official release,
+named in the note) or ``"derived"`` (a guess, mostly the release's MOVi-E value carried over;
+:func:`guessed_fields` lists them). docs/paper-configs.md tabulates them.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ CONFIG_KEYS = (
     "objective",
     "frozen",
 )
+#: The values a provenance entry's ``source`` may take.
+PROVENANCE_SOURCES = ("paper", "release", "derived")
 
 
 def available_configs() -> list[str]:
@@ -67,6 +76,62 @@ def load_config(name_or_path: str | os.PathLike | dict[str, Any]) -> dict[str, A
         if key not in config:
             raise ValueError(f"config {source}: missing component {key!r}")
     return config
+
+
+def config_leaves(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a nested config as ``{"dotted.path": value}``, in file order. A leaf is any
+    value that is not a non-empty dict (lists such as ``optim.betas``, ``null`` and ``{}`` are leaves)."""
+    leaves: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            leaves.update(config_leaves(value, f"{path}."))
+        else:
+            leaves[path] = value
+    return leaves
+
+
+def shipped_config_json(name: str) -> dict[str, Any]:
+    """The JSON of the shipped model config ``<name>.json`` or training config ``train/<name>.json``,
+    exactly as written (no defaults filled in)."""
+    folder = resources.files(__name__)
+    found = [c for c in (folder / f"{name}.json", folder / "train" / f"{name}.json") if c.is_file()]
+    if len(found) != 1:
+        what = "no shipped model or training config" if not found else "both a model and a training config"
+        raise FileNotFoundError(f"{what} named {name!r}")
+    return read_config_json(str(found[0]), folder, "config", "")[0]
+
+
+def provenance(name: str) -> dict[str, dict[str, str]]:
+    """Where each field of the shipped config ``name`` comes from (``provenance/<name>.json``):
+    ``{"slot_attention.num_slots": {"source": "paper" | "release" | "derived", "note": "..."}}``,
+    one entry per leaf of the config (see :func:`config_leaves`), in the config's order.
+
+    Raises ``FileNotFoundError`` when ``name`` has no provenance file, ``ValueError`` naming the
+    file when an entry is malformed, has another source, or the entries and the config's leaves
+    differ (a field without provenance, or provenance for a field the config no longer has)."""
+    folder = resources.files(__name__) / "provenance"
+    sidecar = folder / f"{name}.json"
+    if not sidecar.is_file():
+        known = sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
+        raise FileNotFoundError(f"no provenance for config {name!r}; known: {known}")
+    entries, source = read_config_json(str(sidecar), folder, "provenance", "")
+    for field, entry in entries.items():
+        if not (isinstance(entry, dict) and set(entry) == {"source", "note"} and isinstance(entry["note"], str)):
+            raise ValueError(f"{source}: entry {field!r} must be {{'source': ..., 'note': str}}, got {entry!r}")
+        if entry["source"] not in PROVENANCE_SOURCES:
+            raise ValueError(f"{source}: entry {field!r} has source {entry['source']!r}; allowed: {PROVENANCE_SOURCES}")
+    leaves = list(config_leaves(shipped_config_json(name)))
+    missing, stale = [f for f in leaves if f not in entries], [f for f in entries if f not in leaves]
+    if missing or stale:
+        raise ValueError(f"{source}: fields without provenance {missing}; entries for no field {stale}")
+    return {field: entries[field] for field in leaves}
+
+
+def guessed_fields(name: str) -> list[str]:
+    """The fields of the shipped config ``name`` whose value is a guess (source ``"derived"``), in
+    the config's order."""
+    return [field for field, entry in provenance(name).items() if entry["source"] == "derived"]
 
 
 def build_component(spec: dict[str, Any], field: str):

@@ -1,6 +1,9 @@
 """The paper's reported numbers, kept in ``paper_numbers.json`` beside this module with provenance.
 
-A number the recovered sources do not give is ``null`` in the file and ``None`` here; tables
+Layout: ``tables[dataset][section] = {"provenance": str, "methods": {method: {metric: value}}}``
+(datasets ``movi-e``, ``movi-c``, ``clevrtex``, ``clevr``, ``ffhq``, ``coco``). Every number was
+recovered from one secondary summary of arXiv 2303.10834 v5, not from the paper itself
+(docs/paper-numbers.md). A number not recovered is ``null`` in the file and ``None`` here; tables
 print it as ``n/r`` (not recovered), never as a guess.
 """
 
@@ -11,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-#: Methods of the paper's tables, in the paper's column order.
+#: Methods of the paper's MOVi-E tables, in the paper's column order (other tables: :func:`paper_methods`).
 PAPER_METHODS = ("LSD", "SLATE", "SLATE+")
 
 
@@ -28,3 +31,11 @@ def paper_table(dataset: str) -> dict[str, Any]:
     if dataset not in tables:
         raise KeyError(f"no paper numbers for {dataset!r}; known: {sorted(tables)}")
     return tables[dataset]
+
+
+def paper_methods(dataset: str, section: str) -> tuple[str, ...]:
+    """The methods of one of the paper's tables (e.g. ``("movi-c", "segmentation")``), in file order."""
+    table = paper_table(dataset)
+    if section not in table:
+        raise KeyError(f"no section {section!r} in the paper numbers for {dataset!r}; known: {list(table)}")
+    return tuple(table[section]["methods"])
