@@ -13,6 +13,7 @@ import lsd.configs
 from lsd.configs import available_configs, guessed_fields, load_config, provenance
 from lsd.data.fixtures import write_clevr, write_ffhq, write_movi
 from lsd.data.images import GlobImageDataset
+from lsd.data.readers import open_dataset
 from lsd.training.config import available_train_configs, load_train_config
 
 CONFIGS = Path(lsd.configs.__file__).parent
@@ -57,7 +58,9 @@ def test_every_field_has_provenance_and_every_entry_names_a_field(name):
 def test_paper_configs_validate_and_agree_with_their_model(name):
     model = load_config(name)
     train = load_train_config(f"{name}-paper")
-    assert train.model == name and train.data.kind == "glob"
+    # every recipe reads the release's glob of training images, except CLEVR, which the release has no
+    # loader for: its reader's own train split and crop
+    assert train.model == name and train.data.kind == ("dataset" if name == "clevr" else "glob")
     assert train.data.resolution == model["resolution"]
     if train.data.dinov2_resolution is not None:  # Stable-LSD: the DINOv2 view the backbone is built for
         assert train.data.dinov2_resolution == model["backbone"]["input_resolution"]
@@ -131,8 +134,13 @@ def test_data_roots_and_patterns_select_the_train_images_of_the_real_layouts(tmp
     # portion [0, 0.9] of 10 frames keeps 9 of them
     selected = _train_files("movi-c-paper", tmp_path)
     assert len(selected) == 9 and selected <= {item.image_path for item in movi}
+    # CLEVR trains on the CLEVR reader's own train split (its crop), not a glob
     clevr = write_clevr(tmp_path / "data", split="train", num_images=2)
-    assert _train_files("clevr-paper", tmp_path) == {item.image_path for item in clevr}
+    write_clevr(tmp_path / "data", split="validation", num_images=1)
+    data = load_train_config("clevr-paper").data
+    assert (data.kind, data.dataset, data.split) == ("dataset", "clevr", "train")
+    reader = open_dataset("clevr", tmp_path / data.root, split=data.split, resolution=data.resolution)
+    assert set(reader.frames) == {item.image_path for item in clevr}
     # FFHQ: the first 60,000 images train, the last 10,000 validate.
     ffhq = write_ffhq(tmp_path / "data" / "ffhq", indices=(0, 1000, 59999, 60000, 69999), width=4, height=4)
     assert _train_files("ffhq-paper", tmp_path) == {item.image_path for item in ffhq[:3]}

@@ -233,5 +233,5 @@ def run_generation_table(opts: RunOptions, here: Path | None = None) -> dict[str
     write_text_atomic(output / "results.json", json.dumps(record, indent=2, default=str) + "\n")
     print(title.strip())
     print(to_terminal(table))
-    print(f"wrote {output}/results.json, table.md, table.csv and generation.png in {record['wall_seconds']:.0f} s")
+    print(f"results.json, table.md, table.csv and generation.png in {record['wall_seconds']:.0f} s:\n{output}")
     return record

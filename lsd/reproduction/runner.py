@@ -29,6 +29,7 @@ import itertools
 import json
 import os
 import platform
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -550,7 +551,7 @@ def heading(state: RunState) -> str:
 def report_phase(state: RunState, start: float) -> dict[str, Any]:
     """Phase 5: table.md, table.csv, results.json; the terminal table. Returns the results record."""
     from lsd.evaluation.report import versions
-    from lsd.reproduction.table import results_table, to_markdown, to_terminal
+    from lsd.reproduction.table import TERMINAL_WIDTH, results_table, to_markdown, to_terminal
 
     spec, out = state.spec, state.output
     table = results_table(state.methods, spec.paper_dataset, spec.rows)
@@ -580,16 +581,17 @@ def report_phase(state: RunState, start: float) -> dict[str, Any]:
     write_text_atomic(out / "results.json", json.dumps(record, indent=2, default=str) + "\n")
     print(heading(state).splitlines()[0])
     print(to_terminal(table))
-    for line in state.notes:
-        print(line)
+    lines = list(state.notes)
     for name, method in state.methods.items():
         diag = method.get("diagnostic")
         if diag:
-            print(
+            lines.append(
                 f"{name}: denoising loss with own slots {diag['loss_right_slots']:.4f}, with shuffled slots "
                 f"{diag['loss_shuffled_slots']:.4f} (x{diag['shuffled_over_right']:.2f})"
             )
-    print(f"wrote {out}/results.json, table.md, table.csv and figures in {record['wall_seconds']:.0f} s")
+    for line in lines:
+        print(textwrap.fill(line, TERMINAL_WIDTH, subsequent_indent="  "))
+    print(f"results.json, table.md, table.csv and figures in {record['wall_seconds']:.0f} s:\n{out}")
     return record
 
 
