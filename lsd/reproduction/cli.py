@@ -117,7 +117,7 @@ def list_main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("--list", "-l"):
         print(describe_all())
-        print(f"\nrun one: nox -s reproduce-<table> [-- FLAGS]  (tables: {', '.join(table_names())})")
+        print(f"\nrun one: nox -s reproduce-<table> [-- FLAGS]\ntables: {', '.join(table_names())}")
         return 0
     if argv[0] in ("-h", "--help"):
         print("usage: python -m lsd.reproduction [--list | TABLE [FLAGS...]]")

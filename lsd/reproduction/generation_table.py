@@ -63,7 +63,8 @@ GENERATION_DESCRIPTION = (
     "  data: the four stand-ins (or --data DIR with DIR/clevrtex, DIR/movi-c, DIR/movi-e, DIR/ffhq)\n"
     "  measures: Frechet distance of concept-library compositions, own-slot reconstructions and shuffled\n"
     "    slots to held-out images; reconstruction PSNR (Inception FID with LSD_INCEPTION_WEIGHTS)\n"
-    "  beside: real-vs-real reference (held-out vs training images); MOVi-E: the shipped stand-in checkpoint\n"
+    "  beside: a real-vs-real reference (held-out vs training images); on MOVi-E also the shipped\n"
+    "    stand-in checkpoint\n"
     "  paper columns: FID of LSD / SLATE / SLATE+"
 )
 

@@ -165,19 +165,23 @@ class TableSpec:
     extras: tuple[Callable[[RunState], None], ...] = ()
     shipped: Path | None = None
     baselines: bool = True
+    standin_text: str = ""
 
-    def describe(self) -> str:
-        """A few lines for ``--list`` and the script's ``--help``."""
-        shipped = (
-            f"shipped stand-in checkpoint: {self.shipped.relative_to(self.shipped.parents[2])}"
-            if self.shipped
-            else "no shipped stand-in checkpoint"
-        )
-        return (
-            f"{self.name}: {self.title}\n  data: {self.dataset}\n  measures: {self.metrics}\n"
-            f"  beside: {self.baselines_text}; {shipped}\n  paper columns: {self.paper_columns}\n"
-            f"  paper recipe: {self.paper_config or 'none shipped'}"
-        )
+    def describe(self, width: int = 100) -> str:
+        """A few lines for ``--list`` and the script's ``--help`` (wrapped to ``width``)."""
+        if self.shipped:
+            shipped = f"shipped stand-in checkpoint: reproductions/{self.shipped}"
+        else:
+            shipped = "no shipped stand-in checkpoint"
+        lines = [
+            f"data: {self.dataset} in its real layout (--data), else {self.standin_text or 'its stand-in'}",
+            f"measures: {self.metrics}",
+            f"beside: {self.baselines_text}; {shipped}",
+            f"paper columns: {self.paper_columns}",
+            f"paper recipe: lsd/configs/train/{self.paper_config}.json" if self.paper_config else "paper recipe: none",
+        ]
+        body = [textwrap.fill(line, width, initial_indent="  ", subsequent_indent="    ") for line in lines]
+        return "\n".join([f"{self.name}: {self.title}", *body])
 
 
 # --------------------------------------------------------------------------------------------

@@ -276,6 +276,7 @@ _COCO_ROWS = (
 
 SEGMENTATION_TABLES: dict[str, TableSpec] = {
     "movi-c": TableSpec(
+        standin_text="synthetic scenes (3-6 textured objects) in the MOVi dump layout",
         name="movi-c",
         title="MOVi-C reproduction",
         dataset="MOVi-C",
@@ -289,6 +290,7 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
         rows=(*SEGMENTATION_ROWS, *probe_rows(MOVI_PROBES, _SHORT)),
     ),
     "movi-e": TableSpec(
+        standin_text="the embedded synthetic scenes in the MOVi layout",
         name="movi-e",
         title="MOVi-E reproduction",
         dataset="MOVi-E",
@@ -316,6 +318,7 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
         shipped=Path("checkpoints/movi-e-standin/model"),
     ),
     "clevr": TableSpec(
+        standin_text="CLEVR-like scenes in the converted CLEVR-with-masks layout (and CLEVRTex-like ones for LSD-Mix)",
         name="clevr",
         title="CLEVR reproduction (LSD against LSD-Mix)",
         dataset="CLEVR",
@@ -331,6 +334,7 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
         extras=(_clevr_mix,),
     ),  # fmt: skip
     "clevrtex": TableSpec(
+        standin_text="textured scenes in the CLEVRTex layout",
         name="clevrtex",
         title="CLEVRTex reproduction",
         dataset="CLEVRTex",
@@ -345,6 +349,7 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
         rows=(*SEGMENTATION_ROWS, *probe_rows(CLEVRTEX_PROBES, _SHORT)),
     ),  # fmt: skip
     "ffhq": TableSpec(
+        standin_text="synthetic faces built from 7 parts in the FFHQ layout, part labels beside",
         name="ffhq",
         title="FFHQ reproduction (face parts)",
         dataset="FFHQ",
@@ -360,6 +365,7 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
         extras=(_ffhq_part_swaps,),
     ),  # fmt: skip
     "coco": TableSpec(
+        standin_text="synthetic scenes as COCO instances (amodal, overlapping masks; crowds)",
         name="coco",
         title="COCO reproduction (Stable-LSD object discovery)",
         dataset="COCO 2017",
