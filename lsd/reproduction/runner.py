@@ -283,7 +283,7 @@ def data_phase(spec: TableSpec, opts: RunOptions, budget: Budget) -> DataPlan:
 
 
 def standin_plan(
-    kind: str, reader: str, opts: RunOptions, budget: Budget, *, train_extra: tuple[str, ...] = ()
+    kind: str, reader: str, opts: RunOptions, budget: Budget, *, train_extra: tuple[str, ...] = (), seed: int = 0
 ) -> DataPlan:
     """A data plan over the stand-in ``kind`` (:func:`lsd.data.standins.write_standin`, cached
     under ``opts.cache``), trained on its train split and evaluated on its validation split
@@ -291,7 +291,7 @@ def standin_plan(
     from lsd.data.readers import open_dataset
     from lsd.data.standins import StandinSpec, read_standin_spec, standin_reader_root, write_standin
 
-    standin = StandinSpec(kind=kind, num_train=budget.num_train, num_validation=budget.num_validation)
+    standin = StandinSpec(kind=kind, num_train=budget.num_train, num_validation=budget.num_validation, seed=seed)
     folder = write_standin(Path(opts.cache), standin, progress=opts.progress)
     root = standin_reader_root(folder)
     overrides = ["data.kind=dataset", f"data.dataset={reader}", f"data.root={root}", "data.split=train"]
