@@ -52,8 +52,8 @@ _NAMES = {"clevrtex": "CLEVRTex", "movi-c": "MOVi-C", "movi-e": "MOVi-E", "ffhq"
 GENERATION_BUDGETS = {
     "smoke": Budget("smoke", "synth-smoke", "CI check of the whole pipeline (minutes): numbers mean nothing",
                     num_train=32, num_validation=8, eval_images=8, sample_steps=5, figure_images=4),
-    "cpu": Budget("cpu", "synth-cpu", "the default: 600 steps from scratch per dataset, 32 held-out images",
-                  ("train.max_steps=600",), num_train=2000, num_validation=200, eval_images=32, sample_steps=25,
+    "cpu": Budget("cpu", "synth-cpu", "the default: 400 steps from scratch per dataset, 32 held-out images",
+                  ("train.max_steps=400",), num_train=2000, num_validation=200, eval_images=32, sample_steps=25,
                   figure_images=8),
     "paper": Budget("paper", "movi-e-paper", "each dataset's paper recipe (GPUs, days); needs --data"),
 }  # fmt: skip
