@@ -156,19 +156,22 @@ def plot_training_curves(logs: dict[str, list[dict[str, Any]]], path: str | os.P
 
 def plot_segmentation_comparison(
     pixel_values: torch.Tensor,
-    masks: torch.Tensor,
+    masks: torch.Tensor | None,
     predictions: dict[str, tuple[torch.Tensor, int]],
     path: str | os.PathLike,
 ) -> None:
     """Rows: held-out images. Columns: the image, its GT masks, then each method's segments.
 
-    ``pixel_values`` ``(n, 3, R, R)`` in [-1, 1]; ``masks`` ``(n, H, W)`` GT ids (0 = background);
-    ``predictions``: column title -> (ids ``(n, H, W)``, number of segments).
+    ``pixel_values`` ``(n, 3, R, R)`` in [-1, 1]; ``masks`` ``(n, H, W)`` GT ids (0 = background),
+    or None for unlabelled data (no GT column); ``predictions``: column title -> (ids ``(n, H, W)``,
+    number of segments).
     """
-    num_gt = int(masks.max()) + 1
+    num_gt = int(masks.max()) + 1 if masks is not None else 0
     rows = []
     for row in range(pixel_values.shape[0]):
-        panels = [("image", _image(pixel_values[row])), ("ground truth", colour_ids(masks[row].numpy(), num_gt, True))]
+        panels = [("image", _image(pixel_values[row]))]
+        if masks is not None:
+            panels.append(("ground truth", colour_ids(masks[row].numpy(), num_gt, True)))
         panels += [(title, colour_ids(ids[row].numpy(), n, False)) for title, (ids, n) in predictions.items()]
         rows.append(panels)
     _panel_grid(rows, path, cell=1.9, fontsize=8)

@@ -458,6 +458,23 @@ def evaluate_model(state: RunState, method: Method) -> None:
         state.examples = result.examples
 
 
+def segment_unlabelled(state: RunState) -> None:
+    """Held-out images without labels (real FFHQ has no part masks): nothing can be scored, so
+    each model segments the first images for the figures and a note says so."""
+    from lsd.generation.decoding import segment_images
+
+    count = min(state.budget.figure_images, len(state.dataset))
+    pixels = torch.stack([state.dataset[i]["pixel_values"] for i in range(count)])
+    state.examples = {"pixel_values": pixels, "masks": None}
+    for method in state.models:
+        segmentation = segment_images(method.model, pixels.to(method.model.device), state.opts.seed, range(count))
+        num_slots = method.model.slot_attention.config.num_slots
+        state.methods[method.label] = {"label": method.label, "role": method.role, **method.extra, "metrics": {},
+                                       "num_images": len(state.dataset), "num_slots": num_slots}  # fmt: skip
+        state.predictions[method.label] = (segmentation.cpu(), num_slots)
+    state.notes.append(f"The held-out {state.spec.dataset} images have no labels: no segmentation score, figures only.")
+
+
 def baseline_segmenters(counts: list[int], restarts: int, seed: int) -> dict[str, tuple[Callable, int]]:
     """The learning-free baselines at each segment count: colour k-means, colour+position k-means
     (k = each evaluated model's slot count) and a 3x3 grid; label -> (segmenter, segments)."""
@@ -486,6 +503,9 @@ def evaluate_phase(state: RunState) -> None:
     from lsd.evaluation.loading import input_resolution
 
     state.dataset = state.plan.open_eval(input_resolution(state.models[0].model))
+    if not hasattr(state.dataset, "max_num_objects"):  # unlabelled held-out images (real FFHQ)
+        segment_unlabelled(state)
+        return
     for method in state.models:
         evaluate_model(state, method)
     if not state.spec.baselines:

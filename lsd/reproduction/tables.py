@@ -235,7 +235,18 @@ def _ffhq_data(spec: TableSpec, opts: RunOptions, budget: Budget) -> DataPlan:
         plan.train_overrides.append(f"data.ffhq_num_train={num_train}")
         plan.open_eval = lambda r: FFHQPartsDataset(root, "validation", resolution=r, num_train=num_train)
         return plan
-    return real_plan("ffhq", opts)
+    # real FFHQ: the first 60,000 sorted files train, the rest validate (``--set data.ffhq_num_train=N``
+    # for another count, e.g. a subset on disk); the held-out faces have no labels (figures only)
+    from lsd.data.ffhq import FFHQ_NUM_TRAIN
+    from lsd.data.readers import open_dataset
+
+    given = [o.split("=", 1)[1] for o in opts.overrides if o.startswith("data.ffhq_num_train=")]
+    num_train = int(given[-1]) if given else FFHQ_NUM_TRAIN
+    plan = real_plan("ffhq", opts)
+    plan.train_overrides.append(f"data.ffhq_num_train={num_train}")
+    root = Path(opts.data)
+    plan.open_eval = lambda r: open_dataset("ffhq", root, split="validation", resolution=r, ffhq_num_train=num_train)
+    return plan
 
 
 def _ffhq_budgets() -> dict[str, Budget]:
