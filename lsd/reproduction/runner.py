@@ -366,7 +366,7 @@ def check_resumable(train_config) -> None:
         )
 
 
-def train_model(train_config, progress: bool = True):
+def train_model(train_config):
     """Train (or resume the same recipe in) ``train_config.output_dir``; returns ``(model, result,
     log)``, or None on a non-main process of a multi-process run."""
     from lsd.models.lsd import LatentSlotDiffusion
@@ -404,7 +404,7 @@ def train_phase(state: RunState) -> bool:
     opts, tag = state.opts, state.tag
     if opts.checkpoint is None:
         state.train_config = train_config_of(opts, state.budget, state.plan, state.output / "train")
-        trained = train_model(state.train_config, opts.progress)
+        trained = train_model(state.train_config)
         if trained is None:
             return False
         model, result, log = trained

@@ -145,7 +145,7 @@ def _clevr_mix(state: RunState) -> None:
             return
         extra = ["data.mix_dataset=clevrtex"]
     config = train_config_of(opts, state.budget, state.plan, state.output / "train-mix", extra)
-    trained = train_model(config, opts.progress)
+    trained = train_model(config)
     if trained is None:
         return
     model, result, log = trained
