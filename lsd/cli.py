@@ -1,6 +1,6 @@
 """The ``lsd`` command line: ``lsd train``, ``lsd synth``, ``lsd evaluate``, ``lsd reconstruct``,
 ``lsd compose``, ``lsd edit``, ``lsd evaluate-generation``, ``lsd bench-report``,
-``lsd convert-checkpoint`` (also ``python -m lsd ...``).
+``lsd convert-checkpoint``, ``lsd cache build|info|verify`` (also ``python -m lsd ...``).
 
 Multi-GPU / multi-node: ``accelerate launch [--num_processes N ...] -m lsd train --config ...``.
 
@@ -28,9 +28,17 @@ def _train(args: argparse.Namespace) -> int:
         overrides.append(f"output_dir={args.output_dir}")
     if args.max_steps is not None:
         overrides.append(f"train.max_steps={args.max_steps}")
+    if args.cache:
+        from lsd.configs import load_config
+
+        frozen = load_config(load_train_config(args.config, overrides).model).get("frozen") or []
+        overrides += ["cache.latents=true", *(["cache.backbone=true"] if "backbone" in frozen else [])]
     config = load_train_config(args.config, overrides)
     try:
-        result = train(config, resume=args.resume, overwrite=args.overwrite)
+        result = train(
+            config, resume=args.resume, overwrite=args.overwrite, rebuild_cache=args.rebuild_cache,
+            progress=not args.no_progress,
+        )  # fmt: skip
     except NonFiniteLossError as err:  # a training outcome, not a bad input: exit 1, one line
         if args.debug:
             raise
@@ -233,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--max-steps", type=_int_at_least(1), default=None, help="shortcut for --set train.max_steps=..."
     )
+    train.add_argument(
+        "--cache",
+        action="store_true",
+        help="read the VAE posterior (and a frozen backbone's features) from a cache built once: "
+        "shortcut for --set cache.latents=true [cache.backbone=true]",
+    )
+    train.add_argument("--rebuild-cache", action="store_true", help="rebuild a stale cache instead of refusing it")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.set_defaults(func=_train)
 
     synth = add("synth", help="generate synthetic multi-object scenes in the MOVi layout")
@@ -303,8 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(func=_convert_checkpoint)
 
     from lsd.generation.commands import add_commands
+    from lsd.training.cache_commands import add_commands as add_cache_commands
 
     add_commands(add)  # compose, edit, evaluate-generation
+    add_cache_commands(add)  # cache build|info|verify
     return parser
 
 

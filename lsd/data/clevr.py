@@ -102,6 +102,10 @@ class ClevrWithMasksDataset(Dataset):
     def __len__(self) -> int:
         return len(self.frames)
 
+    def image_paths(self) -> list[Path]:
+        """The image file each index reads (what a cache of this split is keyed by)."""
+        return list(self.frames)
+
     def __getitem__(self, index: int) -> LabelledSample:
         image_path = self.frames[index]
         image, segment, record, visibility, segment_path, json_path = read_labelled_frame(image_path, self.folder)

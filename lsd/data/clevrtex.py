@@ -221,6 +221,10 @@ class ClevrTexDataset(Dataset):
             rows["pixel_coords"][row] = ((x - width // 2) / (width // 2), (y - height // 2) / (height // 2))
         return rows, ids
 
+    def image_paths(self) -> list[Path]:
+        """The image file each index reads (what a cache of this split is keyed by)."""
+        return list(self.images)
+
     def __getitem__(self, index: int) -> LabelledSample:
         image_path = self.images[index]
         flat_path = image_path.with_name(image_path.stem + "_flat.png")

@@ -104,6 +104,10 @@ class CocoDataset(Dataset):
             coverage += mask
         return ids, np.minimum(coverage, 255).astype(np.uint8)
 
+    def image_paths(self) -> list[Path]:
+        """The image file each index reads (what a cache of this split is keyed by)."""
+        return [self.image_folder / self.coco.imgs[i]["file_name"] for i in self.image_ids]
+
     def __getitem__(self, index: int) -> LabelledSample:
         info = self.coco.imgs[self.image_ids[index]]
         image_path = self.image_folder / info["file_name"]

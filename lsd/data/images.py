@@ -77,8 +77,12 @@ class GlobImageDataset(Dataset):
 
     def get(self, index: int, epoch: int) -> ImageSample:
         """The item ``index`` as seen in ``epoch`` (flips depend on the epoch)."""
+        return self.view(index, self.flips(index, epoch))
+
+    def view(self, index: int, mirrored: bool) -> ImageSample:
+        """The item ``index``, mirrored left-right (before resizing and cropping) or not."""
         image = read_rgb(self.files[index])
-        if self._flips(index, epoch):
+        if mirrored:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
         item = ImageSample(pixel_values=to_model_range(resize_and_crop(image, self.resolution)), index=index)
         if self.dinov2_resolution:
@@ -88,7 +92,12 @@ class GlobImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def _flips(self, index: int, epoch: int) -> bool:
+    def image_paths(self) -> list[Path]:
+        """The file each index reads."""
+        return [Path(f) for f in self.files]
+
+    def flips(self, index: int, epoch: int) -> bool:
+        """Whether item ``index`` is mirrored in ``epoch`` (never without ``flip``)."""
         if not self.flip:
             return False
         return bool(np.random.default_rng((self.seed, epoch, index)).random() < 0.5)

@@ -111,6 +111,10 @@ class MoviDataset(Dataset):
     def __len__(self) -> int:
         return len(self.frames)
 
+    def image_paths(self) -> list[Path]:
+        """The image file each index reads (what a cache of this split is keyed by)."""
+        return list(self.frames)
+
     def __getitem__(self, index: int) -> LabelledSample:
         image, masks, instances, visibility, segment_path, json_path = read_labelled_frame(
             self.frames[index], self.folder

@@ -72,6 +72,34 @@ def encode_latents(
     raise TypeError(f"unsupported autoencoder type {type(vae).__name__}")
 
 
+def posterior_moments(vae: AutoencoderKL, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The VAE posterior of pixels ``(B, 3, R, R)`` in [-1, 1]: ``(mean, logvar)``, each
+    ``(B, c, R/f, R/f)`` in the VAE's dtype, ``logvar`` clamped to [-30, 20] as diffusers'
+    ``DiagonalGaussianDistribution`` clamps it (no gradient). A pure function of the image, so it
+    can be cached (:mod:`lsd.cache`); only the draw from it (:func:`sample_posterior`) is random."""
+    if not isinstance(vae, AutoencoderKL):
+        raise TypeError(f"only an AutoencoderKL has a posterior to cache, got {type(vae).__name__}")
+    with torch.no_grad():
+        posterior = vae.encode(pixel_values.to(vae.dtype)).latent_dist
+    return posterior.mean, posterior.logvar
+
+
+def sample_posterior(
+    posterior: torch.Tensor,
+    scaling_factor: float,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+) -> torch.Tensor:
+    """Scaled latents drawn from a posterior given as ``(B, 2c, h, w)``: ``mean`` then ``logvar``
+    along dim 1 (diffusers' ``DiagonalGaussianDistribution`` parameter layout).
+
+    The same operations and random draws as ``vae.encode(x).latent_dist.sample(generator) *
+    scaling_factor`` (:func:`encode_latents`): bitwise equal for the same ``mean``/``logvar``, since
+    the clamp of an already clamped ``logvar`` is the identity."""
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    return DiagonalGaussianDistribution(posterior).sample(generator=generator) * scaling_factor
+
+
 def decode_latents(vae: Autoencoder, latents: torch.Tensor) -> torch.Tensor:
     """Scaled latents -> pixels in [-1, 1] (not clamped)."""
     if isinstance(vae, PixelUnshuffleAutoencoder):

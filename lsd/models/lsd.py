@@ -20,13 +20,19 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from torch import nn
 
 from lsd._atomic import atomic_dir
 from lsd._integrity import check_finite, verify_manifest, write_manifest
 from lsd.backends import resolve_kernel_backend
-from lsd.models.autoencoder import Autoencoder, PixelUnshuffleAutoencoder, decode_latents, encode_latents
+from lsd.models.autoencoder import (
+    Autoencoder,
+    PixelUnshuffleAutoencoder,
+    decode_latents,
+    encode_latents,
+    sample_posterior,
+)
 from lsd.models.denoiser import set_unet_kernel_backend
 from lsd.models.objective_options import DiffusionObjective
 from lsd.models.registry import component_classes
@@ -150,11 +156,33 @@ class LatentSlotDiffusion(nn.Module):
         features = self.backbone(pixel_values if backbone_pixel_values is None else backbone_pixel_values)
         return self.slot_attention(features, noise=noise)
 
+    def encode_features(self, features: torch.Tensor, noise: torch.Tensor | None = None) -> SlotAttentionOutput:
+        """Slots and attention from backbone features ``(B, C, h, w)`` already computed (a frozen
+        backbone's, read from :mod:`lsd.cache`): :meth:`encode` without the backbone."""
+        if "backbone" not in self.frozen:
+            raise ValueError(
+                "backbone features can stand in for the backbone only when it is frozen "
+                f"(this model's frozen components: {list(self.frozen) or 'none'})"
+            )
+        return self.slot_attention(features, noise=noise)
+
     def encode_latents(
         self, pixel_values: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
     ) -> torch.Tensor:
         """Pixels ``(B, 3, R, R)`` -> scaled VAE latents (sampled from the posterior, no grad)."""
         return encode_latents(self._require_vae(), pixel_values, generator)
+
+    def latents_from_posterior(
+        self, posterior: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
+    ) -> torch.Tensor:
+        """Scaled latents drawn from a cached VAE posterior ``(B, 2c, h, w)`` (mean, then logvar):
+        the same draw as :meth:`encode_latents` makes from the posterior it computes."""
+        vae = self._require_vae()
+        if not isinstance(vae, AutoencoderKL):
+            raise TypeError(
+                f"a cached posterior needs an AutoencoderKL; this model's autoencoder is {type(vae).__name__}"
+            )
+        return sample_posterior(posterior.to(vae.dtype), vae.config.scaling_factor, generator)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents -> pixels in [-1, 1] (not clamped)."""

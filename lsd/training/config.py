@@ -91,6 +91,30 @@ class AutoencoderConfig(_Section):
     latent_channels: int = Field(4, ge=1)
 
 
+class CacheConfig(_Section):
+    """Cached outputs of the frozen networks (:mod:`lsd.cache`, docs/perf.md "Cached latents").
+
+    latents: draw each step's latents from the VAE posterior cached once per image, instead of
+        encoding the images again (about half a MOVi-E step's FLOPs). Needs an ``AutoencoderKL``
+        (a pixel-unshuffle autoencoder is a reshape of the pixels: nothing to cache).
+    backbone: feed slot attention a frozen backbone's cached features (Stable-LSD's DINOv2).
+        Needs ``"backbone"`` among the model's ``frozen`` components.
+    dir: the cache folder (``vae-posterior/`` and ``backbone-features/`` inside); ``None``:
+        ``<output_dir>/../cache/<data>-<resolution>px``, shared by the runs beside it.
+    dtype: ``"float32"`` (losses and gradients equal the uncached path's) or ``"bfloat16"``
+        (half the disk, not bitwise).
+    hash_files: key the images by sha256 instead of size + modification time.
+    With random flips (``data.flip``) each image is cached as read and mirrored.
+    """
+
+    latents: bool = False
+    backbone: bool = False
+    dir: str | None = Field(None, min_length=1)
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    hash_files: bool = False
+    shard_size: int = Field(1024, ge=1)
+
+
 class OptimConfig(_Section):
     """AdamW with two groups: encoder (backbone + slot attention, ``lr * encoder_lr_scale``) and decoder."""
 
@@ -148,6 +172,7 @@ class TrainConfig(_Section):
     train: TrainLoopConfig = Field(default_factory=TrainLoopConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -259,6 +284,6 @@ def load_train_config(name_or_path: str | os.PathLike | dict, overrides: list[st
 
 
 __all__ = [
-    "AutoencoderConfig", "CheckpointConfig", "DataConfig", "OptimConfig", "TrainConfig", "TrainLoopConfig",
+    "AutoencoderConfig", "CacheConfig", "CheckpointConfig", "DataConfig", "OptimConfig", "TrainConfig", "TrainLoopConfig",
     "ValidationConfig", "apply_overrides", "available_train_configs", "load_train_config",
 ]  # fmt: skip

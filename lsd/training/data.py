@@ -67,11 +67,22 @@ class ReaderImages(Dataset):
     def __len__(self) -> int:
         return len(self.reader)
 
-    def get(self, index: int, epoch: int) -> dict:
+    def flips(self, index: int, epoch: int) -> bool:
+        """Whether item ``index`` is mirrored in ``epoch`` (never without ``flip``)."""
+        return self.flip and bool(np.random.default_rng((self.seed, epoch, index)).random() < 0.5)
+
+    def view(self, index: int, mirrored: bool) -> dict:
+        """The item ``index`` as the reader crops it, mirrored left-right or not."""
         pixels = self.reader[index]["pixel_values"]
-        if self.flip and np.random.default_rng((self.seed, epoch, index)).random() < 0.5:
-            pixels = pixels.flip(-1)
-        return {"pixel_values": pixels, "index": index}
+        return {"pixel_values": pixels.flip(-1) if mirrored else pixels, "index": index}
+
+    def get(self, index: int, epoch: int) -> dict:
+        return self.view(index, self.flips(index, epoch))
+
+    def image_paths(self) -> list[Path]:
+        """The image file each index reads (every reader names its images: ``image_paths()``)."""
+        readers = self.reader.datasets if isinstance(self.reader, ConcatDataset) else [self.reader]
+        return [path for reader in readers for path in reader.image_paths()]
 
     def __getitem__(self, index: int) -> dict:
         return self.get(index, self.epoch)

@@ -46,7 +46,7 @@ class TrainingLossOutput:
 
 def training_loss(
     model: LatentSlotDiffusion,
-    pixel_values: torch.Tensor,
+    pixel_values: torch.Tensor | None,
     *,
     backbone_pixel_values: torch.Tensor | None = None,
     generator: torch.Generator | list[torch.Generator] | None = None,
@@ -54,6 +54,8 @@ def training_loss(
     timesteps: torch.Tensor | None = None,
     slot_noise: torch.Tensor | None = None,
     slot_permutation: torch.Tensor | None = None,
+    posterior: torch.Tensor | None = None,
+    backbone_features: torch.Tensor | None = None,
 ) -> TrainingLossOutput:
     """The LSD denoising loss of a batch ``pixel_values`` ``(B, 3, R, R)`` in [-1, 1].
 
@@ -66,9 +68,20 @@ def training_loss(
     ``backbone_pixel_values``: a separately preprocessed view for the backbone (Stable-LSD's DINOv2).
     ``slot_permutation`` ``(B,)``: condition image ``i`` on the slots of image
     ``slot_permutation[i]`` (the "does the decoder use its slots" diagnostic).
+
+    Cached inputs (:mod:`lsd.cache`, docs/perf.md) replace the frozen parts' forward passes with
+    the same random draws in the same order:
+    ``posterior`` ``(B, 2c, h, w)``: the VAE posterior's mean then log-variance; the latents are
+    drawn from it instead of encoding ``pixel_values``. ``backbone_features`` ``(B, C, h, w)``: a
+    frozen backbone's output, fed to slot attention. With both, ``pixel_values`` may be ``None``.
     """
     obj, sched = model.objective, model.scheduler
-    latents = model.encode_latents(pixel_values, generator)
+    if posterior is not None:
+        latents = model.latents_from_posterior(posterior, generator)
+    elif pixel_values is None:
+        raise ValueError("training_loss needs pixel_values unless a cached posterior is given")
+    else:
+        latents = model.encode_latents(pixel_values, generator)
     batch, device = latents.shape[0], latents.device
     if noise is None:
         noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=latents.dtype)
@@ -88,7 +101,12 @@ def training_loss(
         )
 
     noisy = sched.add_noise(latents, noise, timesteps)
-    encoding = model.encode(pixel_values, noise=slot_noise, backbone_pixel_values=backbone_pixel_values)
+    if backbone_features is not None:
+        encoding = model.encode_features(backbone_features, noise=slot_noise)
+    elif pixel_values is None:
+        raise ValueError("training_loss needs pixel_values unless cached backbone features are given")
+    else:
+        encoding = model.encode(pixel_values, noise=slot_noise, backbone_pixel_values=backbone_pixel_values)
     slots = encoding.slots if slot_permutation is None else encoding.slots[slot_permutation.to(device)]
     pred = model.unet(noisy, timesteps, encoder_hidden_states=slots).sample
     if sched.config.prediction_type == "epsilon":
@@ -128,7 +146,7 @@ class LSDObjective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, pixel_values: torch.Tensor, **kwargs) -> TrainingLossOutput:
+    def forward(self, pixel_values: torch.Tensor | None, **kwargs) -> TrainingLossOutput:
         """Same arguments as :func:`training_loss` (after ``model``)."""
         return training_loss(self.model, pixel_values, **kwargs)
 

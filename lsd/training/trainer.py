@@ -57,6 +57,7 @@ RESUME_FREE_FIELDS = {
     "name", "output_dir", "init_from", "data.root", "data.num_workers", "train.max_steps", "train.log_every",
     "train.diagnostic_every", "optim.lr_scheduler", "optim.warmup_steps", "checkpoint.every",
     "checkpoint.total_limit", "validation.every", "validation.num_images", "validation.sample_steps",
+    "cache.latents", "cache.backbone", "cache.dir", "cache.hash_files", "cache.shard_size",
 }  # fmt: skip
 
 
@@ -161,6 +162,10 @@ def check_run_folder(output_dir: str | os.PathLike, resume: str | os.PathLike | 
 def recipe_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``"section.field saved -> current"`` for each result-changing field (not in
     :data:`RESUME_FREE_FIELDS`, model excluded: see :func:`same_model_config`) that differs."""
+    from lsd.training.config import CacheConfig
+
+    # sections added since a checkpoint was written count as their defaults
+    saved = {"cache": CacheConfig().to_dict(), **saved}
     differences = []
     for section, value in current.items():
         if section == "model":
@@ -242,7 +247,13 @@ class Trainer:
     interrupt a run at a chosen point).
     """
 
-    def __init__(self, config: TrainConfig, on_step_end: Callable[[int, Trainer], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        on_step_end: Callable[[int, Trainer], None] | None = None,
+        rebuild_cache: bool = False,
+        progress: bool = True,
+    ) -> None:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
@@ -273,6 +284,15 @@ class Trainer:
         model = build_model(config.model, **components)
         if model.vae is None:
             raise ValueError("the model has no autoencoder: set autoencoder.kind or the model config's vae entry")
+        from lsd.training.caching import cached_dataset
+
+        self.images = self.dataset  # what validation shows (the cache may stand in for the pixels)
+        self.dataset = cached_dataset(
+            config, self.dataset, model, rebuild=rebuild_cache, progress=progress and acc.is_local_main_process,
+            process_index=acc.process_index, num_processes=acc.num_processes, wait=acc.wait_for_everyone,
+            device=acc.device,
+        )  # fmt: skip
+        self.progress = progress
         groups = model.parameter_groups()
         opt = config.optim
         param_groups = [
@@ -294,6 +314,19 @@ class Trainer:
         self.model, self.optimizer, self.lr_scheduler = acc.prepare(LSDObjective(model), optimizer, lr_scheduler)
         self.trainable = [p for g in param_groups for p in g["params"]]
         self.step = 0
+        self.offloaded = self._offload_cached_parts()
+
+    def _offload_cached_parts(self) -> list[str]:
+        """Keep the frozen parts whose outputs come from the cache in host memory during training
+        (they return to the device for validation images only)."""
+        from lsd.cache import CachedItems
+
+        data, names = self.dataset, []
+        if isinstance(data, CachedItems):
+            names = [name for name, reader in (("vae", data.posterior), ("backbone", data.features)) if reader]
+        for name in names:
+            getattr(self.unwrapped, name).to("cpu")
+        return names
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -387,10 +420,13 @@ class Trainer:
     def _micro_batch_loss(self, batch: dict[str, Any], micro_step: int, **kwargs: Any):
         acc = self.accelerator
         generators = self.schedule.generators(micro_step, acc.process_index)
-        extra = {}
-        if "backbone_pixel_values" in batch:
-            extra["backbone_pixel_values"] = batch["backbone_pixel_values"].to(acc.device)
-        return self.model(batch["pixel_values"].to(acc.device), generator=generators, **extra, **kwargs)
+        extra = {
+            name: batch[name].to(acc.device)
+            for name in ("backbone_pixel_values", "posterior", "backbone_features")
+            if name in batch
+        }
+        pixels = batch["pixel_values"].to(acc.device) if "pixel_values" in batch else None
+        return self.model(pixels, generator=generators, **extra, **kwargs)
 
     def _stop_if_not_finite(self, value: torch.Tensor, what: str, where: str) -> None:
         """Raise :class:`NonFiniteLossError` (all processes agree) naming the last finite state: the
@@ -425,7 +461,7 @@ class Trainer:
     @torch.no_grad()
     def _slot_diagnostic(self, batch: dict[str, Any], micro_step: int) -> dict[str, float]:
         """Denoising loss with the right slots vs with slots shuffled across the batch (same noise)."""
-        batch_size = batch["pixel_values"].shape[0]
+        batch_size = len(batch["index"])
         if batch_size < 2:
             return {}
         roll = torch.roll(torch.arange(batch_size), 1)
@@ -453,15 +489,19 @@ class Trainer:
         acc, val = self.accelerator, self.config.validation
         if not acc.is_main_process or not val.every or val.num_images < 1:
             return
-        count = min(val.num_images, len(self.dataset))
-        images = torch.stack([self.dataset.get(i, 0)["pixel_values"] for i in range(count)]).to(acc.device)
+        count = min(val.num_images, len(self.images))
+        images = torch.stack([self.images.get(i, 0)["pixel_values"] for i in range(count)]).to(acc.device)
         folder = self.output_dir / "validation"
         folder.mkdir(parents=True, exist_ok=True)
         model = self.unwrapped
         model.eval()
+        for name in self.offloaded:
+            getattr(model, name).to(acc.device)
         grid = validation_grid(
             model, images, folder / f"step-{self.step:08d}.png", val.sample_steps, self.config.train.seed
         )
+        for name in self.offloaded:
+            getattr(model, name).to("cpu")
         model.train()
         tracker = acc.get_tracker("tensorboard", unwrap=True)
         tracker.add_image("validation", grid, self.step, dataformats="HWC")
@@ -493,7 +533,9 @@ class Trainer:
         acc.init_trackers("lsd", config={"name": self.config.name}, init_kwargs=tracker_kwargs)
         accum = loop.grad_accum
         loader = iter(self._loader(self.step * accum, loop.max_steps * accum))
-        bar = tqdm(total=loop.max_steps, initial=self.step, desc="train", disable=not acc.is_main_process)
+        bar = tqdm(
+            total=loop.max_steps, initial=self.step, desc="train", disable=not (acc.is_main_process and self.progress)
+        )
         self.model.train()
         last_checkpoint = checkpoint
         while self.step < loop.max_steps:
@@ -537,13 +579,21 @@ class Trainer:
         return TrainResult(self.step, self.output_dir, last_checkpoint, time.perf_counter() - start)
 
 
-def train(config: TrainConfig, resume: str | os.PathLike | None = None, overwrite: bool = False) -> TrainResult:
+def train(
+    config: TrainConfig,
+    resume: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    rebuild_cache: bool = False,
+    progress: bool = True,
+) -> TrainResult:
     """Train with ``config`` (see :class:`Trainer`); the output folder and ``resume`` are checked
-    before the data and autoencoder stages run."""
+    before the data, autoencoder and cache stages run. ``rebuild_cache``: rebuild a stale cache
+    (``config.cache``) instead of refusing it."""
     check_run_folder(config.output_dir, resume, overwrite)
     resolve_resume(resume, config.output_dir)
     _check_slot_attention(config.model)
-    return Trainer(config).train(resume=resume, overwrite=overwrite)
+    trainer = Trainer(config, rebuild_cache=rebuild_cache, progress=progress)
+    return trainer.train(resume=resume, overwrite=overwrite)
 
 
 def _check_slot_attention(model: str | dict) -> None:

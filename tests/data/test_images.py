@@ -47,9 +47,9 @@ def test_glob_dataset_items_flips_and_errors(tmp_path):
     assert len(dataset) == 6
     item = dataset.get(2, epoch=0)
     assert item["pixel_values"].shape == (3, 8, 8) and item["backbone_pixel_values"].shape == (3, 14, 14)
-    flips = [dataset._flips(i, e) for i in range(6) for e in range(10)]
+    flips = [dataset.flips(i, e) for i in range(6) for e in range(10)]
     assert 10 < sum(flips) < 50  # about half, decided by (seed, epoch, index)
-    assert flips == [dataset._flips(i, e) for i in range(6) for e in range(10)]
+    assert flips == [dataset.flips(i, e) for i in range(6) for e in range(10)]
     (tmp_path / "bad.png").write_bytes(b"not a png")
     broken = GlobImageDataset(tmp_path, 8, "*.png")
     with pytest.raises(ValueError, match=r"cannot read image .*bad\.png"):
