@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import torch
 
-#: The SD 2.1 VAE's architecture (the MOVi-E config loads its weights from disk): random weights
-#: of the same shapes cost the same time.
-SD21_VAE = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "latent_channels": 4,
-    "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-    "block_out_channels": [128, 256, 512, 512],
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "sample_size": 768,
-    "scaling_factor": 0.18215,
-}
+# The SD 2.1 VAE's architecture (the MOVi-E config loads its weights from disk): random weights of
+# the same shapes cost the same time.
+from lsd.models.architectures import SD21_VAE
 
 
 def config_for(device: torch.device) -> str:

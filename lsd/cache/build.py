@@ -251,7 +251,9 @@ def _write_shards(
                 name: torch.stack(values).reshape(stop - start, views, *values[0].shape)
                 for name, values in rows.items()
             }
-            write_shard(folder / shard_name(k), tensors, {"first_item": str(start), "kind": recipe.kind})
+            # one metadata entry: safetensors writes several in a per-process random order, and equal
+            # caches should be equal bytes (their sha256 is in the manifest)
+            write_shard(folder / shard_name(k), tensors, {"lsd_cache": f"{recipe.kind} items {start}..{stop - 1}"})
 
 
 def _write_manifest(folder: Path, recipe: CacheRecipe, key: dict[str, Any], root: str, num_items: int) -> None:
