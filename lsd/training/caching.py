@@ -27,7 +27,8 @@ def cache_folder(config: TrainConfig) -> Path:
     elif data.kind == "synth":
         label = f"synth-{data.synth_level}-seed{data.synth_seed}-{data.synth_num_train}"
     else:
-        label = Path(data.root).name + ("" if data.portion is None else f"-{data.portion[0]}-{data.portion[1]}")
+        parts = [part for part in Path(data.root).parts[-2:] if part not in ("images", "data")]  # generic names
+        label = "-".join(parts) + ("" if data.portion is None else f"-{data.portion[0]}-{data.portion[1]}")
     label = re.sub(r"[^A-Za-z0-9.+-]+", "_", label)
     return Path(config.output_dir).parent / "cache" / f"{label}-{data.resolution}px"
 

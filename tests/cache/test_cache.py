@@ -180,3 +180,22 @@ def test_two_processes_build_one_cache_without_clashing(tmp_path):
     assert single.returncode == 0, single.stderr[-3000:]
     one = CacheReader(tmp_path / "one" / "vae-posterior")
     assert [s["sha256"] for s in one.shards] == [s["sha256"] for s in two.shards]
+
+
+def test_lsd_cache_info_and_verify_report_in_one_line_each(setup, capsys):
+    from lsd.cli import main
+
+    folder, dataset, vae = setup
+    build_cache(folder, _recipe(vae), dataset, progress=False)
+    assert main(["cache", "info", str(folder)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "vae-posterior of AutoencoderKL, 7 images x 1 view(s)" in out[0] and "3 shard(s)" in out[0]
+    assert main(["cache", "verify", str(folder.parent)]) == 0  # finds the kind folders below
+    assert capsys.readouterr().out.strip() == f"{folder}: intact (sha256 of every shard)"
+    shard = folder / "shard-00002.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\x00")
+    assert main(["cache", "verify", str(folder)]) == 2
+    captured = capsys.readouterr()
+    assert f"{shard}: sha256 differs" in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert main(["cache", "info", str(folder / "nothing")]) == 2
+    assert "no lsd cache here" in capsys.readouterr().err
