@@ -29,7 +29,8 @@ FORMAT_VERSION = 1
 FileRecord = list
 
 
-def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
+    """sha256 of a file's bytes (hex)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
@@ -55,7 +56,7 @@ def fingerprint_files(paths: Sequence[Path], hash_files: bool = False) -> tuple[
             stat = resolved.stat()
         except OSError as err:
             raise FileNotFoundError(f"cache: cannot read image {path} ({err.strerror})") from err
-        stamp = _sha256_file(resolved) if hash_files else stat.st_mtime_ns
+        stamp = sha256_of(resolved) if hash_files else stat.st_mtime_ns
         records.append([str(resolved.relative_to(root)), stat.st_size, stamp])
     return str(root), records
 
@@ -116,5 +117,5 @@ def key_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str 
 
 __all__ = [
     "FORMAT_VERSION", "FileRecord", "common_root", "describe_file_change", "fingerprint_files",
-    "key_differences", "records_digest", "weights_digest",
+    "key_differences", "records_digest", "sha256_of", "weights_digest",
 ]  # fmt: skip

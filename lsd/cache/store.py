@@ -17,7 +17,6 @@ safetensors only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import torch
 
 from lsd._atomic import atomic_write, write_text_atomic
-from lsd.cache.keys import FORMAT_VERSION
+from lsd.cache.keys import FORMAT_VERSION, sha256_of
 
 MANIFEST = "manifest.json"
 BUILD = "build.json"
@@ -47,14 +46,6 @@ def shard_name(index: int) -> str:
 def shard_ranges(num_items: int, shard_size: int) -> list[tuple[int, int]]:
     """``[start, stop)`` item range of every shard."""
     return [(start, min(start + shard_size, num_items)) for start in range(0, num_items, shard_size)]
-
-
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_json(path: Path) -> Any:
