@@ -159,7 +159,9 @@ def scene(rng: np.random.Generator, name: str, frames: int, size: int, objects: 
         for t in seen:
             rows, cols = np.nonzero(ids[t] == j + 1)
             boxes.append(
-                tfds.features.BBox(rows.min() / size, cols.min() / size, (rows.max() + 1) / size, (cols.max() + 1) / size)
+                tfds.features.BBox(
+                    rows.min() / size, cols.min() / size, (rows.max() + 1) / size, (cols.max() + 1) / size
+                )
             )
         f = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
         instance = {

@@ -117,7 +117,9 @@ def test_limit_takes_the_first_videos_in_tfds_order_and_reads_only_what_it_needs
     assert sorted(p.name for p in images.iterdir()) == [f"{v:08d}" for v in range(20)]
     for video, truth in enumerate(expected):
         for t in range(RELEASES["movi_c"][1]):
-            assert np.array_equal(np.asarray(Image.open(images / f"{video:08d}" / f"{t:08d}_image.png")), truth.video[t])
+            assert np.array_equal(
+                np.asarray(Image.open(images / f"{video:08d}" / f"{t:08d}_image.png")), truth.video[t]
+            )
     shard_bytes = [p.stat().st_size for p in release_folder("movi_c").glob("movi_c-train.tfrecord-*")]
     assert result.bytes_read < shard_bytes[0] + shard_bytes[1]  # shard 0, then the start of shard 1
 

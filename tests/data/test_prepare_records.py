@@ -30,7 +30,9 @@ def _shard_lengths(name: str, split: str) -> list[int]:
 
 def _shards(name: str, split: str) -> list:
     lengths = _shard_lengths(name, split)
-    return [release_folder(name) / f"{name}-{split}.tfrecord-{i:05d}-of-{len(lengths):05d}" for i in range(len(lengths))]
+    return [
+        release_folder(name) / f"{name}-{split}.tfrecord-{i:05d}-of-{len(lengths):05d}" for i in range(len(lengths))
+    ]
 
 
 def _spec(name: str):

@@ -42,7 +42,9 @@ def _example_class() -> type:
     feature = proto.message_type.add(name="Feature")
     feature.oneof_decl.add(name="kind")
     for number, name in enumerate(("bytes_list", "float_list", "int64_list"), start=1):
-        type_name = ".tensorflow." + {"bytes_list": "BytesList", "float_list": "FloatList", "int64_list": "Int64List"}[name]
+        type_name = (
+            ".tensorflow." + {"bytes_list": "BytesList", "float_list": "FloatList", "int64_list": "Int64List"}[name]
+        )
         _add_field(feature, name, number, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, type_name, oneof=0)
     features = proto.message_type.add(name="Features")
     entry = features.nested_type.add(name="FeatureEntry")

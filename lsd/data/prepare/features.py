@@ -116,7 +116,9 @@ def _leaves(node: Mapping[str, Any], key: str, outer: tuple[int | None, ...], ra
         length = None if length is None or int(length) < 0 else int(length)
         _leaves(content["feature"], key, (*outer, length), rank + 1, out)
     elif name in ("Tensor", "Scalar"):
-        out[key] = Leaf(key, "tensor", str(content.get("dtype", "float32")), (*outer, *_dims(content.get("shape", []))), rank)
+        out[key] = Leaf(
+            key, "tensor", str(content.get("dtype", "float32")), (*outer, *_dims(content.get("shape", []))), rank
+        )
     elif name == "ClassLabel":
         out[key] = Leaf(key, "tensor", "int64", outer, rank)
     elif name == "BBoxFeature":
@@ -233,7 +235,9 @@ def _decode_tensor(leaf: Leaf, features: Mapping[str, Any], where: str) -> np.nd
         except (UnicodeDecodeError, AttributeError) as err:
             raise ValueError(f"{where}: {leaf.key!r} is not UTF-8 text ({err})") from err
     if not leaf.ragged:
-        return _reshape(np.asarray(feature_values(features, leaf.key, where)).astype(dtype), leaf.shape, leaf.key, where)
+        return _reshape(
+            np.asarray(feature_values(features, leaf.key, where)).astype(dtype), leaf.shape, leaf.key, where
+        )
     flat = np.asarray(feature_values(features, f"{leaf.key}/ragged_flat_values", where)).astype(dtype)
     rows = np.asarray(feature_values(features, f"{leaf.key}/ragged_row_lengths_0", where)).astype(np.int64)
     flat = _reshape(flat, (None, *leaf.shape[2:]), leaf.key, where)

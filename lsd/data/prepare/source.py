@@ -98,7 +98,9 @@ class LocalSource:
 def _is_retryable(err: BaseException) -> bool:
     if isinstance(err, urllib.error.HTTPError):
         return err.code in (408, 429) or err.code >= 500
-    return isinstance(err, (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError))
+    return isinstance(
+        err, (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError)
+    )
 
 
 @dataclass
