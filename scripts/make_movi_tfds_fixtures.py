@@ -152,6 +152,8 @@ def scene(rng: np.random.Generator, name: str, frames: int, size: int, objects: 
     ids, visibility = relabel[ids], visibility[order]
     video = colours[ids]
     video[..., 0] = np.where(ids == 0, np.arange(size, dtype=np.uint8) * (255 // size), video[..., 0])
+    if size >= 64:  # full-size bench records: texture, so that PNG sizes are like rendered frames'
+        video = (video & 0xF0) | rng.integers(0, 16, video.shape, dtype=np.uint8)
     instances = []
     for j in range(k):
         seen = np.flatnonzero(visibility[j] > 0)
@@ -344,7 +346,17 @@ def read_back(root: Path, name: str, expected: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="fixture folder (replaced)")
+    parser.add_argument(
+        "--bench", type=int, default=0, metavar="N",
+        help="instead: N full-size records (movi_e/256x256, 24 frames, 10-23 objects, textured frames) in "
+        "one train shard, for measuring conversion speed; no expected arrays",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.bench:
+        DATASETS.clear()
+        DATASETS["movi_e"] = ("256x256", 24, 256, {"train": (args.bench, 1)}, (10, 23))
+        write_release(args.out, "movi_e", seed=0)
+        return
     tmp = Path(tempfile.mkdtemp(prefix=".movi-tfds-", dir=args.out.parent))
     (tmp / "expected").mkdir()
     for seed, name in enumerate(DATASETS):
