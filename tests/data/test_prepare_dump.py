@@ -180,3 +180,14 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, extra, message):
     assert err.count("\n") == 1 and err.startswith("lsd data: error: ")
     assert re.search(message, err)
     assert not (tmp_path / "o").exists()
+
+
+def test_worker_processes_write_the_same_dump(tmp_path):
+    def files(root):
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and ".prepare" not in p.parts}  # fmt: skip
+
+    kwargs = dict(source=str(release_folder("movi_c")), splits=["validation"], progress=False)
+    prepare_movi("movi-c", tmp_path / "one", workers=1, **kwargs)
+    (result,) = prepare_movi("movi-c", tmp_path / "two", workers=2, **kwargs)
+    assert result.written == 5 and files(tmp_path / "two") == files(tmp_path / "one")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 
 from lsd.data.prepare.convert import DEFAULT_SPLITS, TFDS_NAMES, prepare_movi
@@ -31,6 +32,7 @@ def _prepare(args: argparse.Namespace) -> int:
         limit=args.limit,
         resolution=args.resolution,
         progress=not args.no_progress,
+        workers=args.workers,
         retries=args.retries,
     )
     for r in results:
@@ -63,6 +65,9 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     prepare.add_argument("--limit", type=_positive, default=None, help="the first N videos of each split")
     prepare.add_argument(
         "--resolution", type=int, default=256, choices=[256, 128], help="which release of the public bucket"
+    )
+    prepare.add_argument(
+        "--workers", type=_positive, default=os.cpu_count() or 1, help="processes decoding and writing (default: CPUs)"
     )
     prepare.add_argument("--retries", type=int, default=5, help="reconnections per dropped download")
     prepare.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -12,10 +12,12 @@ rest is written.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import time
 from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,13 +158,65 @@ def _stream_shard(
     )
 
 
-def prepare_split(
-    release: Release, dataset: str, split: str, out: Path, limit: int | None = None, progress: bool = True
-) -> SplitResult:
-    """Write (or complete) one split's dump; see the module docstring."""
+def _require_split(release: Release, split: str) -> None:
     if split not in release.splits:
         raise ValueError(f"{release.source.describe('dataset_info.json')} has no split {split!r} "
                          f"(it has {', '.join(sorted(release.splits))})")  # fmt: skip
+
+
+def convert_record(spec: MoviSpec, folder: Path, video: int, data: bytes, origin: str, where: str) -> int:
+    """Decode one record and write it as video ``video`` (in a worker process when ``workers > 1``);
+    returns the bytes written."""
+    return write_video(folder, video, decode_record(spec, data, where), origin)
+
+
+class _Runner:
+    """Runs :func:`convert_record` in this process (``workers == 1``) or in a pool of processes,
+    at most ``2 * workers`` records in flight (each holds one record's bytes)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.pool = (
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+        )
+        self.pending: set[Future] = set()
+
+    def submit(self, *args) -> list[int]:
+        """Queue one record; returns the sizes of the videos finished meanwhile."""
+        if self.pool is None:
+            return [convert_record(*args)]
+        self.pending.add(self.pool.submit(convert_record, *args))
+        return self._collect(2 * self.workers)
+
+    def _collect(self, limit: int) -> list[int]:
+        sizes = []
+        while len(self.pending) >= max(limit, 1):
+            finished, self.pending = wait(self.pending, return_when=FIRST_COMPLETED)
+            sizes += [future.result() for future in finished]
+        return sizes
+
+    def drain(self) -> list[int]:
+        return self._collect(0) if self.pool is not None else []
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for future in self.pending:
+                future.cancel()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def prepare_split(
+    release: Release,
+    dataset: str,
+    split: str,
+    out: Path,
+    limit: int | None = None,
+    progress: bool = True,
+    workers: int = 1,
+) -> SplitResult:
+    """Write (or complete) one split's dump; see the module docstring. ``workers``: processes
+    decoding and writing records (the shards are still read in order by this one)."""
+    _require_split(release, split)
     order = read_order(release.shard_lengths(split), release.disable_shuffling)
     if limit is not None:
         order = order[:limit]
@@ -185,16 +239,24 @@ def prepare_split(
     missing = len(order) - len(done)
     bar = tqdm(total=missing, desc=f"{dataset} {split}", unit="video", disable=not progress)
     start, written, read_before = time.perf_counter(), 0, release.source.bytes_read
+    runner = _Runner(workers)
+
+    def finished(sizes: list[int]) -> None:
+        nonlocal written
+        for size in sizes:
+            if written == 0:
+                _check_space(folder, size, missing - 1)
+            written += 1
+            bar.update(1)
+        bar.set_postfix(read=f"{(release.source.bytes_read - read_before) / 1e6:.1f} MB", refresh=False)
+
     try:
         for shard in sorted(todo):
             for video, data, origin, where in _stream_shard(release, split, shard, todo[shard]):
-                size = write_video(folder, video, decode_record(spec, data, where), origin)
-                if written == 0:
-                    _check_space(folder, size, missing - 1)
-                written += 1
-                bar.update(1)
-                bar.set_postfix(read=f"{(release.source.bytes_read - read_before) / 1e6:.1f} MB", refresh=False)
+                finished(runner.submit(spec, folder, video, data, origin, where))
+        finished(runner.drain())
     finally:
+        runner.close()
         bar.close()
     seconds, bytes_read = time.perf_counter() - start, release.source.bytes_read - read_before
     return SplitResult(split, folder, len(order), written, len(done), seconds, bytes_read)
@@ -208,6 +270,7 @@ def prepare_movi(
     limit: int | None = None,
     resolution: int = 256,
     progress: bool = True,
+    workers: int = 1,
     **http_options: Any,
 ) -> list[SplitResult]:
     """Write ``<out>/<dataset>/<dataset>-<split>-with-label/`` for each split, in the layout the
@@ -215,7 +278,8 @@ def prepare_movi(
 
     ``source``: a local TFDS release folder (or data_dir), or an http(s) URL; default the public
     bucket's ``<name>/<resolution>x<resolution>/1.0.0``. ``limit``: the first N videos (in
-    ``tfds.load`` order) of each split.
+    ``tfds.load`` order) of each split. ``workers``: processes that decode and write records.
+    ``http_options``: ``retries``, ``backoff``, ``timeout`` of :class:`.source.HttpSource`.
     """
     if dataset not in TFDS_NAMES:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(sorted(TFDS_NAMES))}")
@@ -225,7 +289,7 @@ def prepare_movi(
     release = read_release(open_source(source, TFDS_NAMES[dataset], f"{resolution}x{resolution}", **http_options))
     splits = list(splits)
     for split in splits:  # every split exists before any is written
-        if split not in release.splits:
-            raise ValueError(f"{release.source.describe('dataset_info.json')} has no split {split!r} "
-                             f"(it has {', '.join(sorted(release.splits))})")  # fmt: skip
-    return [prepare_split(release, dataset, split, Path(out), limit, progress) for split in splits]
+        _require_split(release, split)
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    return [prepare_split(release, dataset, split, Path(out), limit, progress, workers) for split in splits]
