@@ -142,6 +142,17 @@ def test_corrupted_record_is_named_and_not_written(tmp_path):
     assert not (images / "00000021").exists()  # shard 1's record 5 is video 21
 
 
+def test_shard_with_fewer_records_than_dataset_info_is_named(tmp_path):
+    source = tmp_path / "release"
+    shutil.copytree(release_folder("movi_c"), source)
+    shard = source / "movi_c-validation.tfrecord-00001-of-00002"
+    data = shard.read_bytes()
+    first = 12 + int.from_bytes(data[:8], "little") + 4
+    shard.write_bytes(data[:first])  # record 0 only, cut at a record boundary
+    with pytest.raises(CorruptRecordError, match=rf"{shard}: holds 1 records, dataset_info.json says 3"):
+        prepare_movi("movi-c", tmp_path / "out", source=str(source), splits=["validation"], progress=False)
+
+
 def test_not_enough_disk_space_stops_after_the_first_video(tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr("lsd.data.prepare.convert.shutil.disk_usage", lambda _: usage(10**6, 10**6 - 100, 100))

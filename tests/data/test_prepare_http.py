@@ -24,10 +24,12 @@ class Server:
     """Files under ``root`` over HTTP with byte ranges. ``cut[path] = n``: the next ``n`` full
     requests of ``path`` announce the whole length but send half and drop the connection;
     ``stall``: paths whose every request stops at half the file (so no retry gets further);
-    ``corrupt``: paths served with one byte flipped. ``requests`` logs (path, Range header)."""
+    ``corrupt``: paths served with one byte flipped; ``ranges=False``: Range headers ignored (the
+    whole file again, status 200). ``requests`` logs (path, Range header)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, ranges: bool = True):
         self.root, self.cut, self.stall, self.corrupt, self.requests = root, {}, set(), set(), []
+        self.ranges = ranges
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,7 +45,8 @@ class Server:
                 data = bytearray(file.read_bytes())
                 if self.path in server.corrupt:
                     data[len(data) // 2] ^= 0xFF
-                start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
+                asked = self.headers.get("Range") if server.ranges else None
+                start = int(asked.split("=")[1].rstrip("-")) if asked else 0
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Length", str(len(data) - start))
                 if start:
@@ -84,8 +87,9 @@ def local_dump(tmp_path_factory):
     return _files(out)
 
 
-def test_connection_cut_mid_shard_is_resumed(tmp_path, local_dump):
-    with Server(FIXTURES) as server:
+@pytest.mark.parametrize("ranges", [True, False], ids=["range", "server-ignores-range"])
+def test_connection_cut_mid_shard_is_resumed(tmp_path, local_dump, ranges):
+    with Server(FIXTURES, ranges=ranges) as server:
         server.cut[SHARD] = 1
         (result,) = prepare_movi("movi-e", tmp_path, source=server.url, splits=["train"], **FAST)
     assert _files(tmp_path) == local_dump  # the same dump as from the local shards

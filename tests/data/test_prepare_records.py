@@ -11,7 +11,7 @@ import struct
 import numpy as np
 import pytest
 
-from lsd.data.prepare.example import serialize_example
+from lsd.data.prepare.example import Example
 from lsd.data.prepare.features import Ragged, decode_record, feature_leaves, movi_spec
 from lsd.data.prepare.order import interleave_order, read_order
 from lsd.data.prepare.tfrecord import CorruptRecordError, frame_record, iter_records, masked_crc32c
@@ -174,8 +174,10 @@ def test_features_json_without_video_is_refused():
 
 def test_record_missing_a_field_is_named():
     spec = _spec("movi_c")
+    message = Example()
+    message.features.feature["segmentations"].bytes_list.value.append(b"")
     with pytest.raises(ValueError, match=r"shard-3 record 7: the record has no 'video' entry"):
-        decode_record(spec, serialize_example({"segmentations": [b""]}), "shard-3 record 7")
+        decode_record(spec, message.SerializeToString(), "shard-3 record 7")
 
 
 def test_values_that_do_not_fit_the_shape_are_named():
@@ -183,8 +185,6 @@ def test_values_that_do_not_fit_the_shape_are_named():
     data = (release_folder("movi_c") / "movi_c-validation.tfrecord-00000-of-00002").open("rb")
     record = next(iter_records(data, "x"))
     data.close()
-    from lsd.data.prepare.example import Example
-
     message = Example()
     message.ParseFromString(record)
     del message.features.feature["instances/positions"].float_list.value[-1]

@@ -224,7 +224,7 @@ def prepare_split(
     spec = release.spec
     _check_state(folder, {"tfds": f"{release.name}:{release.version}", "split": split,
                           "frames": spec.frames, "height": spec.height, "width": spec.width})  # fmt: skip
-    for part in ("images", "labels"):
+    for part in ("images", "labels", STATE_DIR):  # what a killed run left half-written
         if (folder / part).is_dir():
             remove_stale(folder / part)
     done = {

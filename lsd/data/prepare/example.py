@@ -86,17 +86,3 @@ def feature_values(features: Mapping[str, Any], key: str, where: str) -> list[by
     if kind == "int64_list":
         return np.asarray(feature.int64_list.value, dtype=np.int64)
     return np.zeros(0, dtype=np.float32)  # an empty Feature: no values of any kind
-
-
-def serialize_example(values: Mapping[str, list[bytes] | np.ndarray]) -> bytes:
-    """Build a serialized Example (for tests): bytes lists, float arrays, integer arrays."""
-    message = Example()
-    for key, value in values.items():
-        feature = message.features.feature[key]
-        if isinstance(value, list):
-            feature.bytes_list.value.extend(value)
-        elif np.issubdtype(np.asarray(value).dtype, np.floating):
-            feature.float_list.value.extend(np.asarray(value, dtype=np.float32).ravel().tolist())
-        else:
-            feature.int64_list.value.extend(np.asarray(value, dtype=np.int64).ravel().tolist())
-    return message.SerializeToString()
