@@ -125,3 +125,16 @@ def test_missing_file_is_named_without_retrying(tmp_path):
         with pytest.raises(DownloadError, match=rf"{server.url}/movi_c/128x128/1.0.0/dataset_info.json: .*404"):
             prepare_movi("movi-c", tmp_path, source=server.url, progress=False, resolution=128, backoff=0.0)
         assert len(server.requests) == 1
+
+
+def test_source_locations():
+    from lsd.data.prepare.source import PUBLIC_TFDS, HttpSource, LocalSource, open_source
+
+    public = open_source(None, "movi_e", "256x256")
+    assert isinstance(public, HttpSource) and public.base == f"{PUBLIC_TFDS}/movi_e/256x256/1.0.0"
+    assert open_source("https://example.org/x/movi_c/128x128/1.0.0/", "movi_c", "256x256").base == (
+        "https://example.org/x/movi_c/128x128/1.0.0"  # a version folder is taken as it is
+    )
+    local = open_source(str(FIXTURES), "movi_c", "8x8")
+    assert isinstance(local, LocalSource) and local.folder == FIXTURES / "movi_c" / "8x8" / "1.0.0"
+    assert open_source(str(local.folder), "movi_c", "256x256").folder == local.folder
