@@ -183,6 +183,9 @@ def test_cli_prepares_and_reports(tmp_path, capsys):
         (["--source", "/nonexistent/release"], "--source /nonexistent/release is not a folder"),
         (["--source", str(release_folder("movi_c")), "--splits", "nope"], "has no split 'nope'"),
         (["--source", str(FIXTURES)], "missing .*movi_c/256x256/1.0.0/dataset_info.json"),
+        (["--limit", "0"], "--limit must be >= 1, got 0"),
+        (["--workers", "0"], "--workers must be >= 1, got 0"),
+        (["--retries", "-1"], "--retries must be >= 0, got -1"),
     ],
 )
 def test_cli_bad_input_is_one_line(tmp_path, capsys, extra, message):

@@ -10,21 +10,6 @@ from lsd.data.prepare.convert import DEFAULT_SPLITS, TFDS_NAMES, prepare_movi
 from lsd.data.prepare.source import PUBLIC_TFDS
 
 
-def _at_least(low: int) -> Callable[[str], int]:
-    """argparse type: an integer >= ``low``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is not allowed (must be >= {low})")
-        return value
-
-    return parse
-
-
 def _prepare(args: argparse.Namespace) -> int:
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     if not splits:
@@ -67,17 +52,17 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     prepare.add_argument(
         "--source", default=None, help=f"TFDS release folder, data_dir or http(s) URL (default: {PUBLIC_TFDS})"
     )
-    prepare.add_argument("--limit", type=_at_least(1), default=None, help="the first N videos of each split")
+    prepare.add_argument("--limit", type=int, default=None, help="the first N videos of each split")
     prepare.add_argument(
         "--resolution", type=int, default=256, choices=[256, 128], help="which release of the public bucket"
     )
     prepare.add_argument(
         "--workers",
-        type=_at_least(1),
+        type=int,
         default=os.cpu_count() or 1,
         help="processes decoding and writing (default: CPUs)",
     )
-    prepare.add_argument("--retries", type=_at_least(0), default=5, help="reconnections per dropped download")
+    prepare.add_argument("--retries", type=int, default=5, help="reconnections per dropped download")
     prepare.add_argument("--no-progress", action="store_true", help="no progress bars")
     prepare.add_argument("--debug", action="store_true", help="show the traceback of an error")
     prepare.set_defaults(func=_prepare)

@@ -285,11 +285,13 @@ def prepare_movi(
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(sorted(TFDS_NAMES))}")
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if http_options.get("retries", 0) < 0:
+        raise ValueError(f"--retries must be >= 0, got {http_options['retries']}")
     out = check_output_dir(out, "--out")
     release = read_release(open_source(source, TFDS_NAMES[dataset], f"{resolution}x{resolution}", **http_options))
     splits = list(splits)
     for split in splits:  # every split exists before any is written
         _require_split(release, split)
-    if workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
     return [prepare_split(release, dataset, split, Path(out), limit, progress, workers) for split in splits]
