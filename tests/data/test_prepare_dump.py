@@ -153,6 +153,17 @@ def test_shard_with_fewer_records_than_dataset_info_is_named(tmp_path):
         prepare_movi("movi-c", tmp_path / "out", source=str(source), splits=["validation"], progress=False)
 
 
+def test_dataset_info_without_shard_lengths_is_named(tmp_path):
+    source = tmp_path / "release"
+    shutil.copytree(release_folder("movi_c"), source)
+    info = json.loads((source / "dataset_info.json").read_text())
+    del info["splits"][0]["shardLengths"]
+    (source / "dataset_info.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=rf"{source}/dataset_info.json: split 'train' has no list of shard lengths"):
+        prepare_movi("movi-c", tmp_path / "out", source=str(source), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_not_enough_disk_space_stops_after_the_first_video(tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr("lsd.data.prepare.convert.shutil.disk_usage", lambda _: usage(10**6, 10**6 - 100, 100))

@@ -99,6 +99,10 @@ def read_release(source: Source) -> Release:
     if not isinstance(info, dict) or not isinstance(info.get("splits"), list):
         raise ValueError(f"{where}: no 'splits' list (not a TFDS dataset_info.json)")
     splits = {str(s.get("name")): s for s in info["splits"] if isinstance(s, dict)}
+    for name, entry in splits.items():
+        lengths = entry.get("shardLengths")
+        if not isinstance(lengths, list) or not all(str(n).isdigit() for n in lengths):
+            raise ValueError(f"{where}: split {name!r} has no list of shard lengths ('shardLengths')")
     file_format = str(info.get("fileFormat") or "tfrecord")
     if file_format != "tfrecord":
         raise ValueError(f"{where}: file format {file_format!r}; only tfrecord shards are read")
