@@ -1,6 +1,6 @@
 """The ``lsd`` command line: ``lsd train``, ``lsd synth``, ``lsd evaluate``, ``lsd reconstruct``,
 ``lsd compose``, ``lsd edit``, ``lsd evaluate-generation``, ``lsd bench-report``,
-``lsd convert-checkpoint``, ``lsd cache build|info|verify`` (also ``python -m lsd ...``).
+``lsd convert-checkpoint``, ``lsd cache build|info|verify``, ``lsd data prepare`` (also ``python -m lsd ...``).
 
 Multi-GPU / multi-node: ``accelerate launch [--num_processes N ...] -m lsd train --config ...``.
 
@@ -323,6 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(add)  # compose, edit, evaluate-generation
     add_cache_commands(add)  # cache build|info|verify
+
+    from lsd.data.prepare.command import add_commands as add_data_commands
+
+    add_data_commands(add)  # data prepare
     return parser
 
 
