@@ -116,7 +116,7 @@ class LSDPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, vae: Any = None, **components: Any) -> LSDPipeline:  # type: ignore[override]
         """Load from an lsd model folder, an lsd training checkpoint (or run folder: its latest
-        checkpoint) or a release checkpoint (:func:`lsd.evaluation.loading.resolve_checkpoint`).
+        checkpoint) or a release checkpoint (:func:`lsd.runs.resolve_checkpoint`).
 
         Args:
             vae: an autoencoder or a local folder / cached repo id for :func:`lsd.load_pretrained_vae`;
@@ -126,8 +126,8 @@ class LSDPipeline(DiffusionPipeline):
 
         A ``null_embedding.safetensors`` in the model folder becomes :attr:`null_embedding`.
         """
-        from lsd.evaluation.loading import resolve_checkpoint
         from lsd.models.pretrained import load_pretrained_vae
+        from lsd.runs import resolve_checkpoint
 
         kind, folder = resolve_checkpoint(path)
         if isinstance(vae, (str, os.PathLike)):
