@@ -56,29 +56,34 @@ class WriteError(OSError):
 
 
 def _write_errno(err: BaseException) -> int | None:
-    """The errno of a failed write: an ``OSError``'s, or the ``Os { code: N }`` a safetensors
-    ``SafetensorError`` (not an ``OSError``) carries in its message."""
+    """The errno of a failed write: an ``OSError``'s, or the ``(os error N)`` a safetensors
+    ``SafetensorError`` (not an ``OSError``) carries in its message (safetensors 0.4-0.7:
+    ``Error while serializing: I/O error: File too large (os error 27)``)."""
     if isinstance(err, WriteError):
         return None
     if isinstance(err, OSError):
         return err.errno if err.errno in WRITE_FAILURES else None
     if type(err).__name__ == "SafetensorError":
-        found = re.search(r"code: (\d+)", str(err))
+        found = re.search(r"os error (\d+)", str(err))
         return int(found.group(1)) if found and int(found.group(1)) in WRITE_FAILURES else None
     return None
 
 
 @contextmanager
-def writing(path: str | os.PathLike) -> Iterator[None]:
+def writing(path: str | os.PathLike, tmp: Path | None = None) -> Iterator[None]:
     """Within the block, a write failing for want of room or rights (:data:`WRITE_FAILURES`)
-    becomes a :class:`WriteError` naming ``path`` (and the file inside it that failed)."""
+    becomes a :class:`WriteError` naming ``path`` (and the file that failed, relative to ``tmp``
+    when it was written into that temporary folder)."""
     try:
         yield
     except Exception as err:
-        code = _write_errno(err)
+        failed = err.path if isinstance(err, WriteError) else getattr(err, "filename", None)
+        code = err.errno if isinstance(err, WriteError) and tmp is not None else _write_errno(err)
         if code is None:
             raise
-        raise WriteError(path, code, getattr(err, "filename", None)) from err
+        if tmp is not None and failed is not None and Path(failed).is_relative_to(tmp):
+            failed = Path(failed).relative_to(tmp)
+        raise WriteError(path, code, failed) from err
 
 
 def _tmp_name(path: Path) -> Path:
@@ -171,7 +176,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         tmp = _tmp_name(target)
         tmp.mkdir()  # 0o777 & ~umask
     try:
-        with writing(target):
+        with writing(target, tmp):
             yield tmp
             apply_umask(tmp)
             replace_dir(tmp, target)

@@ -26,7 +26,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from lsd._atomic import atomic_dir, remove_dir, remove_stale
+from lsd._atomic import atomic_dir, remove_dir, remove_stale, writing
 from lsd._integrity import first_non_finite, write_manifest
 from lsd.configs import load_config
 from lsd.runs import (
@@ -357,7 +357,8 @@ class Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         acc = self.accelerator
-        acc.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+        with writing(self.output_dir / "lsd"):  # the TensorBoard events
+            acc.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
         if acc.is_main_process:
             append_log(self.output_dir / LOG_NAME, record)
 
@@ -408,10 +409,10 @@ class Trainer:
         checkpoint of that step when ``checkpoint.on_interrupt``): :class:`lsd.runs.Interrupted`
         names the checkpoint to resume."""
         lock = hold_run(self.output_dir) if self.accelerator.is_main_process else nullcontext()
-        with lock, stop_on_signals() as stop:
-            return self._train(resume, overwrite, stop)
+        with lock, stop_on_signals() as stop, ExitStack() as cleanup:
+            return self._train(resume, overwrite, stop, cleanup)
 
-    def _train(self, resume: str | os.PathLike | None, overwrite: bool, stop) -> TrainResult:
+    def _train(self, resume: str | os.PathLike | None, overwrite: bool, stop, cleanup: ExitStack) -> TrainResult:
         acc, loop = self.accelerator, self.config.train
         start = time.perf_counter()
         replaced = check_run_folder(self.output_dir, resume, overwrite)
@@ -438,7 +439,10 @@ class Trainer:
         acc.init_trackers("lsd", config={"name": self.config.name}, init_kwargs=tracker_kwargs)
         accum = loop.grad_accum
         loader = iter(self._loader(self.step * accum, loop.max_steps * accum))
-        bar = tqdm(total=loop.max_steps, initial=self.step, desc="train", disable=not acc.is_main_process)
+        # closed by train()'s exit stack, also on an error: before the message, so it does not print after it
+        bar = cleanup.enter_context(
+            tqdm(total=loop.max_steps, initial=self.step, desc="train", disable=not acc.is_main_process)
+        )
         self.model.train()
         last_checkpoint = checkpoint
         while self.step < loop.max_steps:
