@@ -169,3 +169,44 @@ def test_a_full_disk_while_appending_the_log_is_one_line_and_the_run_resumes(tmp
     resumed = Trainer(tiny_train_config(tmp_path, train={"max_steps": 10}))
     resumed.train(resume="latest")
     assert logged_steps(run_dir) == list(range(1, 11))
+
+
+# -- pruning and an abandoned history ---------------------------------------------------------
+def test_resuming_an_earlier_checkpoint_sets_the_later_ones_aside_and_pruning_keeps_the_new_one(tmp_path):
+    Trainer(tiny_train_config(tmp_path, checkpoint={"every": 2, "total_limit": 3})).train()  # checkpoints 2, 4
+    run_dir = tmp_path / "run"
+    earlier = run_dir / "checkpoints" / "checkpoint-00000002"
+    config = tiny_train_config(tmp_path, train={"max_steps": 3}, checkpoint={"every": 1, "total_limit": 1})
+    with pytest.warns(UserWarning, match=r"resuming from step 2 abandons the later checkpoints checkpoint-00000004"):
+        Trainer(config).train(resume=earlier)
+    assert [p.name for p in list_checkpoints(run_dir)] == ["checkpoint-00000003"]  # the new history's newest
+    assert [p.name for p in (run_dir / "abandoned").glob("*/checkpoint-*")] == ["checkpoint-00000004"]
+    assert logged_steps(run_dir) == [1, 2, 3]
+    latest = Trainer(tiny_train_config(tmp_path, train={"max_steps": 4}))
+    latest.train(resume="latest")  # continues the new history, not the abandoned one
+    assert latest.step == 4 and logged_steps(run_dir) == [1, 2, 3, 4]
+
+
+# -- the log ----------------------------------------------------------------------------------
+def test_a_cut_off_last_log_line_is_dropped_with_a_warning_naming_the_file(tmp_path):
+    log = tmp_path / "train_log.jsonl"
+    log.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "lo')
+    with pytest.warns(UserWarning, match=rf"{log}: dropping a cut-off last line \(15 bytes\)"):
+        assert read_log(log) == [{"step": 1, "loss": 0.5}]
+
+
+def test_a_broken_log_line_inside_the_file_is_an_error_naming_file_and_line(tmp_path):
+    log = tmp_path / "train_log.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2, "lo\n{"step": 3}\n')
+    with pytest.raises(ValueError, match=rf"{log}, line 2: not a JSON record"):
+        read_log(log)
+
+
+def test_resume_latest_survives_a_log_whose_last_line_a_kill_cut_off(tmp_path):
+    Trainer(tiny_train_config(tmp_path)).train()
+    log = tmp_path / "run" / "train_log.jsonl"
+    log.write_text(log.read_text() + '{"step": 5, "loss": 0.')
+    config = tiny_train_config(tmp_path, train={"max_steps": 5})
+    with pytest.warns(UserWarning, match="dropping a cut-off last line"):
+        Trainer(config).train(resume="latest")
+    assert logged_steps(tmp_path / "run") == [1, 2, 3, 4, 5]
