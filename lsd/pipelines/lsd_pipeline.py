@@ -425,9 +425,10 @@ class LSDPipeline(DiffusionPipeline):
                     f"images: PIL images must be {side}x{side} (this model's resolution), got sizes {sorted(sizes)}; "
                     "resize first (e.g. lsd.data.transforms.resize_and_crop)"
                 )
+            from lsd.data.images import as_rgb
             from lsd.data.transforms import to_model_range
 
-            return torch.stack([to_model_range(i.convert("RGB")) for i in images])
+            return torch.stack([to_model_range(as_rgb(i, f"images[{n}]")) for n, i in enumerate(images)])
         if not isinstance(images, torch.Tensor):
             raise ValueError(
                 f"images: expected a (B, 3, {side}, {side}) tensor or PIL images, got {type(images).__name__}"
