@@ -458,6 +458,28 @@ def hold_run(output_dir: str | os.PathLike) -> Iterator[Path]:
                 _held[key] = (fd, depth - 1)
 
 
+def enclosing_run(path: str | os.PathLike) -> Path | None:
+    """The run folder ``path`` lies in (itself or its nearest ancestor holding ``checkpoints/`` or
+    ``train_log.jsonl``), or None."""
+    for folder in [Path(path), *Path(path).parents]:
+        if (folder / CHECKPOINTS).is_dir() or (folder / LOG_NAME).is_file():
+            return folder
+    return None
+
+
+@contextmanager
+def hold_enclosing_run(path: str | os.PathLike) -> Iterator[Path | None]:
+    """Hold the lock of the run folder ``path`` lies in (:func:`enclosing_run`), if any, for the
+    block: what writes into a run folder (an evaluation saved inside it) waits for no run, it is
+    refused while one trains there."""
+    run = enclosing_run(path)
+    if run is None:
+        yield None
+        return
+    with hold_run(run):
+        yield run
+
+
 def holds_run(output_dir: str | os.PathLike) -> bool:
     """Whether this process holds the lock of ``output_dir``."""
     return Path(output_dir).resolve() in _held
@@ -539,6 +561,8 @@ __all__ = [
     "append_log",
     "check_run_folder",
     "checkpoint_path",
+    "enclosing_run",
+    "hold_enclosing_run",
     "hold_run",
     "holds_run",
     "list_checkpoints",
