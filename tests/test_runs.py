@@ -95,3 +95,16 @@ def test_other_errors_pass_through_unchanged(tmp_path):
     with pytest.raises(TypeError):  # a bug, not a write failure
         write_text_atomic(tmp_path / "x", 3)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_run_folder_module_sits_below_training_evaluation_and_pipelines():
+    """lsd.runs imports only ground-floor helpers; evaluation and the pipeline find checkpoints
+    through it, never through the trainer (that was the cycle pipelines -> evaluation.loading ->
+    training.trainer -> training.visuals -> pipelines)."""
+    from .test_package import _imported_lsd_modules
+
+    root = Path(__file__).resolve().parents[1] / "lsd"
+    imported = _imported_lsd_modules(root)
+    assert imported["lsd/runs.py"] <= {"lsd._atomic", "lsd._integrity"}
+    for path in ("lsd/evaluation/loading.py", "lsd/pipelines/lsd_pipeline.py"):
+        assert not {m for m in imported[path] if m.startswith(("lsd.training", "lsd.evaluation"))}, path
