@@ -8,11 +8,13 @@ synchronised only on the last; then grad-norm clipping, AdamW (encoder group at
 see :mod:`lsd.training.state`), ``train_config.json`` (the resolved config),
 ``trainer_state.json`` and, written last, ``manifest.json`` (size and sha256 of every file); each
 written to a temporary folder and renamed (:func:`lsd._atomic.atomic_dir`), the oldest beyond
-``checkpoint.total_limit`` removed. All randomness is keyed by step (see :mod:`lsd.training.data`),
+``checkpoint.total_limit`` removed (never the one just written). All randomness is keyed by step (see :mod:`lsd.training.data`),
 so ``resume="latest"`` reproduces an uninterrupted run bitwise on CPU.
 
-A run folder belongs to one run (``docs/checkpoints.md``): a fresh run into a folder holding
-files is refused unless ``overwrite=True``; a resume refuses a checkpoint whose recipe differs
+A run folder belongs to one run (``docs/checkpoints.md``; its layout, lock, checkpoint search,
+pruning and log are :mod:`lsd.runs`): the main process holds its lock for the whole run; SIGINT /
+SIGTERM stop at the next step boundary (:class:`lsd.runs.Interrupted`); a fresh run into a folder
+holding files is refused unless ``overwrite=True``; a resume refuses a checkpoint whose recipe differs
 in a field that changes the result (:data:`RESUME_FREE_FIELDS` may change), a damaged one
 (``"latest"`` falls back to the newest intact one, with a warning) and non-finite weights.
 """
