@@ -480,6 +480,28 @@ def hold_enclosing_run(path: str | os.PathLike) -> Iterator[Path | None]:
         yield run
 
 
+@contextmanager
+def building(entry: str | os.PathLike) -> Iterator[Path]:
+    """Hold the lock of a cache entry (``<entry>.lock`` beside it, an exclusive ``flock``) for the
+    block, waiting while another process builds the same entry: a second run then finds it built
+    instead of building it again. Cache entries are shared by runs, so unlike :func:`hold_run`
+    this waits rather than refuses. The lock file is left in place (deleting it would race)."""
+    entry = Path(entry)
+    lock = entry.with_name(entry.name + ".lock")
+    with writing(lock):
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"lsd: waiting for another process building {entry}", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield entry
+    finally:
+        os.close(fd)
+
+
 def holds_run(output_dir: str | os.PathLike) -> bool:
     """Whether this process holds the lock of ``output_dir``."""
     return Path(output_dir).resolve() in _held
@@ -560,6 +582,7 @@ __all__ = [
     "WriteError",
     "append_log",
     "check_run_folder",
+    "building",
     "checkpoint_path",
     "enclosing_run",
     "hold_enclosing_run",

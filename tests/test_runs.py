@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lsd._atomic import WriteError, atomic_dir, write_text_atomic
-from lsd.runs import RunFolderBusyError, enclosing_run, hold_enclosing_run, hold_run, holds_run
+from lsd.runs import RunFolderBusyError, building, enclosing_run, hold_enclosing_run, hold_run, holds_run
 
 HOLDER = "import sys; from lsd.runs import hold_run\nwith hold_run(sys.argv[1]):\n    print('held', flush=True); sys.stdin.read()"
 
@@ -108,3 +108,24 @@ def test_the_run_folder_module_sits_below_training_evaluation_and_pipelines():
     assert imported["lsd/runs.py"] <= {"lsd._atomic", "lsd._integrity"}
     for path in ("lsd/evaluation/loading.py", "lsd/pipelines/lsd_pipeline.py"):
         assert not {m for m in imported[path] if m.startswith(("lsd.training", "lsd.evaluation"))}, path
+
+
+def test_a_cache_entry_being_built_is_waited_for_not_built_twice(tmp_path, capfd):
+    import threading
+
+    entry = tmp_path / "cache" / "autoencoder-0123"
+    order = []
+
+    def second() -> None:
+        with building(entry):
+            order.append("second")
+
+    with building(entry):
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        waiter.join(timeout=2)
+        assert waiter.is_alive()  # it waits while the entry is being built
+        order.append("first")
+    waiter.join(timeout=30)
+    assert order == ["first", "second"]
+    assert f"waiting for another process building {entry}" in capfd.readouterr().err

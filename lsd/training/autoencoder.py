@@ -7,7 +7,8 @@ caches it under ``cache_dir/autoencoder-<key>`` (a run's ``cache_dir`` is ``<out
 The key hashes the stage's recipe, the seed, the image count and the data's content as the file
 system tells it: the path, size and modification time of every image file
 (:func:`data_fingerprint`), so that an edited, added or removed image trains a new autoencoder.
-A later run with the same key reuses it; either way the stage says on stderr where it lives.
+A later run with the same key reuses it (one building it now is waited for,
+:func:`lsd.runs.building`); either way the stage says on stderr where it lives.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from lsd._atomic import atomic_dir
+from lsd.runs import building
 from lsd.training.config import AutoencoderConfig
 
 
@@ -55,12 +57,13 @@ def provide_autoencoder(config: AutoencoderConfig, dataset: Dataset, cache_dir: 
     recipe = {"stage": autoencoder_record(config), "n": len(dataset), "seed": seed}
     key = hashlib.sha256(json.dumps({**recipe, "data": data_fingerprint(dataset)}, sort_keys=True).encode())
     folder = Path(cache_dir) / f"autoencoder-{key.hexdigest()[:16]}"
-    if (folder / "config.json").is_file():
-        print(f"autoencoder stage: reusing the cached autoencoder in {folder}", file=sys.stderr)
-        return load_pretrained_vae(folder, subfolder=None)
-    vae = train_kl_autoencoder(config, dataset, seed)
-    with atomic_dir(folder) as tmp:
-        vae.save_pretrained(tmp)
+    with building(folder):  # another run building the same entry is waited for
+        if (folder / "config.json").is_file():
+            print(f"autoencoder stage: reusing the cached autoencoder in {folder}", file=sys.stderr)
+            return load_pretrained_vae(folder, subfolder=None)
+        vae = train_kl_autoencoder(config, dataset, seed)
+        with atomic_dir(folder) as tmp:
+            vae.save_pretrained(tmp)
     print(f"autoencoder stage: trained and cached in {folder}", file=sys.stderr)
     return vae.requires_grad_(False).eval()
 
