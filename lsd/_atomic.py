@@ -10,11 +10,18 @@ Everything these helpers put in place gets the modes an ordinary ``open`` / ``mk
 (``0o666`` / ``0o777`` masked by the umask: ``0644`` / ``0755`` under umask 022), not the
 owner-only modes of :func:`tempfile.mkstemp` / :func:`tempfile.mkdtemp` or of writers that create
 their files ``0600`` (safetensors does), so teammates can read a shared run.
+
+A write that fails for want of room or rights (disk full, a file-size limit, permission denied, a
+read-only file system, including safetensors' own ``SafetensorError`` for these) raises one
+:class:`WriteError` naming the path (:func:`writing`); the temporary is removed and the target
+keeps its last good state.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -24,6 +31,59 @@ from pathlib import Path
 #: Name parts of the temporary entries these helpers create (both start with ".").
 TMP_MARK = ".tmp-"
 DELETING_MARK = ".deleting-"
+
+
+#: Reasons a write fails that are the machine's state, not a bug: one line naming the path.
+WRITE_FAILURES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "file too large (a file-size limit was reached)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+}
+
+
+class WriteError(OSError):
+    """Writing ``path`` failed for want of room or rights; the message names it and the reason."""
+
+    def __init__(self, path: str | os.PathLike, code: int, detail: str | None = None) -> None:
+        reason = WRITE_FAILURES.get(code, os.strerror(code))
+        where = f" ({detail})" if detail and str(detail) != str(path) else ""
+        super().__init__(f"cannot write {path}{where}: {reason}")
+        self.errno = code
+        self.path = Path(path)
+
+
+def _write_errno(err: BaseException) -> int | None:
+    """The errno of a failed write: an ``OSError``'s, or the ``(os error N)`` a safetensors
+    ``SafetensorError`` (not an ``OSError``) carries in its message (safetensors 0.4-0.7:
+    ``Error while serializing: I/O error: File too large (os error 27)``)."""
+    if isinstance(err, WriteError):
+        return None
+    if isinstance(err, OSError):
+        return err.errno if err.errno in WRITE_FAILURES else None
+    if type(err).__name__ == "SafetensorError":
+        found = re.search(r"os error (\d+)", str(err))
+        return int(found.group(1)) if found and int(found.group(1)) in WRITE_FAILURES else None
+    return None
+
+
+@contextmanager
+def writing(path: str | os.PathLike, tmp: Path | None = None) -> Iterator[None]:
+    """Within the block, a write failing for want of room or rights (:data:`WRITE_FAILURES`)
+    becomes a :class:`WriteError` naming ``path`` (and the file that failed, relative to ``tmp``
+    when it was written into that temporary folder)."""
+    try:
+        yield
+    except Exception as err:
+        failed = err.path if isinstance(err, WriteError) else getattr(err, "filename", None)
+        code = err.errno if isinstance(err, WriteError) and tmp is not None else _write_errno(err)
+        if code is None:
+            raise
+        if tmp is not None and failed is not None and Path(failed).is_relative_to(tmp):
+            failed = Path(failed).relative_to(tmp)
+        raise WriteError(path, code, failed) from err
 
 
 def _tmp_name(path: Path) -> Path:
@@ -110,14 +170,16 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """``with atomic_dir(target) as tmp:`` fill ``tmp``; on success it replaces ``target``
     (:func:`replace_dir`), on an exception it is deleted and ``target`` is untouched."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    settle_aside(target)
-    tmp = _tmp_name(target)
-    tmp.mkdir()  # 0o777 & ~umask
+    with writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        settle_aside(target)
+        tmp = _tmp_name(target)
+        tmp.mkdir()  # 0o777 & ~umask
     try:
-        yield tmp
-        apply_umask(tmp)
-        replace_dir(tmp, target)
+        with writing(target, tmp):
+            yield tmp
+            apply_umask(tmp)
+            replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -127,11 +189,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """``write(tmp_path)`` into a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
     tmp = _tmp_name(path)
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0o666 & ~umask
+    with writing(path):
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0o666 & ~umask
     try:
-        write(str(tmp))
-        apply_umask(tmp)
-        os.replace(tmp, path)
+        with writing(path):
+            write(str(tmp))
+            apply_umask(tmp)
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -165,6 +229,8 @@ def check_output_dir(path: str | os.PathLike, what: str) -> Path:
 
 
 __all__ = [
+    "WRITE_FAILURES",
+    "WriteError",
     "apply_umask",
     "aside_path",
     "atomic_dir",
@@ -176,4 +242,5 @@ __all__ = [
     "save_figure_atomic",
     "settle_aside",
     "write_text_atomic",
+    "writing",
 ]

@@ -7,6 +7,10 @@ Manifest (``manifest.json``, written LAST into a folder, see ``docs/checkpoints.
 
 It lists every file under the folder except itself. :func:`verify_manifest` names each missing,
 resized (truncated), changed or unlisted file.
+
+Containment (:func:`check_links`, :func:`inside`): every name a model or run folder holds stays
+inside it; a link that leaves the folder or dangles is refused, naming it, before anything is
+read through it.
 """
 
 from __future__ import annotations
@@ -90,6 +94,48 @@ def verify_manifest(folder: str | os.PathLike, required: bool = True) -> bool:
     return True
 
 
+class OutsideFolderError(ValueError):
+    """A name or link in a model or run folder points outside it, or a link dangles."""
+
+
+def inside(folder: str | os.PathLike, name: str, what: str) -> Path:
+    """``folder / name``, refused (:class:`OutsideFolderError`, naming ``what``) unless it is a
+    plain entry name (no separator, not ``.`` or ``..``) that resolves inside ``folder``."""
+    folder = Path(folder)
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise OutsideFolderError(f"{what}: {name!r} is not a plain name inside {folder}")
+    path = folder / name
+    _check_link(folder.resolve(), path, what)
+    return path
+
+
+def _check_link(root: Path, path: Path, what: str) -> None:
+    if not path.is_symlink():
+        return
+    target = Path(os.readlink(path))
+    if not path.exists():
+        raise OutsideFolderError(f"{what}: {path} is a dangling link (to {target})")
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise OutsideFolderError(f"{what}: {path} is a link leaving {root} (to {resolved})")
+
+
+def check_links(folder: str | os.PathLike, what: str, deep: bool = True) -> None:
+    """Refuse (:class:`OutsideFolderError`, one line naming the link) a link under ``folder`` that
+    dangles or leaves it; ``deep=False`` checks its direct entries only."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    root = folder.resolve()
+    if deep:
+        for parent, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                _check_link(root, Path(parent) / name, what)
+    else:
+        for entry in folder.iterdir():
+            _check_link(root, entry, what)
+
+
 def first_non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:
     """Name of the first floating tensor holding NaN or inf, or ``None``."""
     for name, tensor in named:
@@ -109,8 +155,11 @@ __all__ = [
     "MANIFEST_NAME",
     "CorruptCheckpointError",
     "NonFiniteWeightsError",
+    "OutsideFolderError",
     "check_finite",
+    "check_links",
     "first_non_finite",
+    "inside",
     "verify_manifest",
     "write_manifest",
 ]

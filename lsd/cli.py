@@ -20,6 +20,7 @@ USER_ERRORS = (ValueError, OSError)
 
 
 def _train(args: argparse.Namespace) -> int:
+    from lsd.runs import Interrupted
     from lsd.training.config import load_train_config
     from lsd.training.trainer import NonFiniteLossError, train
 
@@ -44,6 +45,9 @@ def _train(args: argparse.Namespace) -> int:
             raise
         print(f"lsd train: stopped: {err}", file=sys.stderr)
         return 1
+    except Interrupted as err:  # SIGINT / SIGTERM: stopped at a safe point, exit 130 / 143
+        print(f"lsd train: {err}", file=sys.stderr)
+        return err.exit_code
     print(f"trained to step {result.step} in {result.seconds:.1f} s; last checkpoint: {result.checkpoint}")
     return 0
 
@@ -351,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"lsd {args.command}: error: {_one_line(err)}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside a training loop
+            if args.debug:
+                raise
+            print(f"lsd {args.command}: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

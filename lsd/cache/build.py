@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -50,6 +51,7 @@ from lsd.cache.store import (
     write_json,
     write_shard,
 )
+from lsd.runs import building
 
 CacheKind = Literal["vae-posterior", "backbone-features"]
 #: The tensors each kind stores, per item and view.
@@ -208,6 +210,20 @@ def build_cache(
     skipped. Every process calls this with its ``process_index`` and a ``wait`` barrier."""
     folder, device = Path(folder), torch.device(device)
     key, root, records = recipe.key(dataset)
+    # process 0 holds the entry's lock for the whole build (another run building the same cache
+    # waits, then finds it built); every process decides after it has the lock, alike
+    with building(folder) if process_index == 0 else nullcontext():
+        wait()
+        _build_locked(folder, recipe, dataset, key, root, records, rebuild, progress, process_index, num_processes,
+                      wait, device)  # fmt: skip
+    return open_cache(folder, recipe, dataset)
+
+
+def _build_locked(
+    folder: Path, recipe: CacheRecipe, dataset: CacheableImages, key: dict[str, Any], root: str, records: list,
+    rebuild: bool, progress: bool, process_index: int, num_processes: int, wait: Callable[[], None],
+    device: torch.device,
+) -> None:  # fmt: skip
     plan = _plan(folder, key, records, rebuild)  # every process decides alike, before anyone writes
     wait()
     if process_index == 0 and plan != "done":
@@ -225,7 +241,6 @@ def build_cache(
         if process_index == 0:
             _write_manifest(folder, recipe, key, root, len(records))
         wait()
-    return open_cache(folder, recipe, dataset)
 
 
 def _write_shards(

@@ -28,12 +28,43 @@ def split_files(files: list[str], portion: tuple[float, float] | None, seed: int
     return files[int(len(files) * lo) : int(len(files) * hi)]
 
 
+#: PIL modes whose ``convert("RGB")`` keeps every value: bilevel, 8-bit grey, palette (the palette's
+#: colours), RGB, CMYK and YCbCr (JPEG); with alpha (``RGBA``, ``LA``, ``PA``) the colour is kept and
+#: the alpha dropped, as the release's ``Image.open(path).convert("RGB")`` does.
+EXACT_MODES = ("1", "L", "P", "RGB", "RGBX", "RGBA", "LA", "PA", "CMYK", "YCbCr")
+#: 16-bit grey (PNG); ``convert("RGB")`` would clip every value above 255, so these are rescaled.
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def as_rgb(image: Image.Image, where: str | os.PathLike) -> Image.Image:
+    """``image`` as 8-bit RGB with the right values, or a ``ValueError`` naming ``where`` and the mode.
+
+    :data:`EXACT_MODES` convert with PIL; 16-bit grey (:data:`SIXTEEN_BIT_MODES`) is rescaled to
+    8 bits (``round(v * 255 / 65535)``) and repeated on the three channels; 16-bit RGB PNGs are
+    opened by PIL as ``RGB`` with the high byte of each value. Other modes (float ``F``, 32-bit
+    integers beyond 16 bits, ...) are refused rather than clipped.
+    """
+    if image.mode in EXACT_MODES:
+        return image.convert("RGB")
+    if image.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ValueError(f"image {where}: mode {image.mode} holds values outside 0..65535; save it as 8-bit RGB")
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    raise ValueError(
+        f"image {where}: PIL mode {image.mode!r} is not read (it would be clipped); save it as 8-bit RGB, "
+        "grey, palette or 16-bit grey"
+    )
+
+
 def read_rgb(path: str | os.PathLike) -> Image.Image:
-    """Open an image as RGB, fully decoded; a clear error names an unreadable or truncated file."""
+    """Open an image as RGB (:func:`as_rgb`), fully decoded; a clear error names an unreadable or
+    truncated file, or a mode that cannot be read without clipping."""
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
+            return as_rgb(image, path)
     except (OSError, UnidentifiedImageError, SyntaxError) as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
 

@@ -1,13 +1,13 @@
-"""What ``lsd evaluate`` reads: a model from any of the three checkpoint layouts, and a dataset by name."""
+"""What ``lsd evaluate`` reads: a model from any of the three checkpoint layouts (found by
+:func:`lsd.runs.resolve_checkpoint`), and a dataset by name."""
 
 from __future__ import annotations
 
 import os
-import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from lsd.data.readers import LABELLED_DATASETS
+from lsd.runs import CheckpointKind, resolve_checkpoint
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -17,53 +17,11 @@ __all__ = ["DATASETS", "CheckpointKind", "resolve_checkpoint", "load_model", "in
 #: Dataset names ``lsd evaluate --dataset`` accepts.
 DATASETS = LABELLED_DATASETS
 
-CheckpointKind = Literal["lsd-model", "lsd-training-checkpoint", "release"]
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> tuple[CheckpointKind, Path]:
-    """Which layout ``path`` holds, and the folder to load from. Checks files only; loads nothing.
-
-    - ``"lsd-model"``: a :meth:`LatentSlotDiffusion.save_pretrained` folder (``lsd_config.json``);
-    - ``"lsd-training-checkpoint"``: ``<run>/checkpoints/checkpoint-N/`` (its ``model/`` subfolder
-      is the model), or the run folder ``<run>/`` itself (its newest checkpoint whose ``model/``
-      matches its manifest; damaged ones are skipped with a warning);
-    - ``"release"``: a checkpoint of the LSD release (``multiheadstevesa/`` and siblings).
-    """
-    from lsd.models.lsd import LSD_CONFIG_NAME
-
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"checkpoint folder {root} does not exist")
-    if (root / LSD_CONFIG_NAME).is_file():
-        return "lsd-model", root
-    if (root / "model" / LSD_CONFIG_NAME).is_file():
-        return "lsd-training-checkpoint", root / "model"
-    if (root / "multiheadstevesa").is_dir():
-        return "release", root
-    if (root / "checkpoints").is_dir():
-        from lsd._integrity import CorruptCheckpointError, verify_manifest
-        from lsd.training.trainer import list_checkpoints
-
-        for candidate in reversed(list_checkpoints(root)):  # the newest intact model, as `--resume latest`
-            if not (candidate / "model" / LSD_CONFIG_NAME).is_file():
-                continue
-            try:
-                verify_manifest(candidate / "model", required=False)
-            except CorruptCheckpointError as err:
-                warnings.warn(f"skipping a damaged checkpoint: {err}", stacklevel=2)
-                continue
-            return "lsd-training-checkpoint", candidate / "model"
-        raise FileNotFoundError(f"{root / 'checkpoints'} holds no complete training checkpoint")
-    raise FileNotFoundError(
-        f"{root} is not a checkpoint: expected {LSD_CONFIG_NAME} (an lsd model folder), model/{LSD_CONFIG_NAME} "
-        "(an lsd training checkpoint), checkpoints/ (an lsd training run) or multiheadstevesa/ (a release checkpoint)"
-    )
-
 
 def load_model(path: str | os.PathLike):
     """``(model, kind, folder)``: the :class:`~lsd.LatentSlotDiffusion` at ``path`` (any layout of
-    :func:`resolve_checkpoint`), in eval mode on the CPU, without its autoencoder (segmentation
-    and slots do not use it)."""
+    :func:`lsd.runs.resolve_checkpoint`), in eval mode on the CPU, without its autoencoder
+    (segmentation and slots do not use it)."""
     from lsd.models.lsd import LatentSlotDiffusion
     from lsd.official import load_official_checkpoint
 

@@ -24,7 +24,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from torch import nn
 
 from lsd._atomic import atomic_dir
-from lsd._integrity import check_finite, verify_manifest, write_manifest
+from lsd._integrity import check_finite, check_links, inside, verify_manifest, write_manifest
 from lsd.backends import resolve_kernel_backend
 from lsd.models.autoencoder import (
     Autoencoder,
@@ -269,6 +269,7 @@ class LatentSlotDiffusion(nn.Module):
             if (directory / "multiheadstevesa").is_dir():
                 hint = " It looks like a release checkpoint: use lsd.load_official_checkpoint()."
             raise FileNotFoundError(f"{directory} is not an lsd model folder: {meta_path} is missing.{hint}")
+        check_links(directory, "model folder")  # no link leaving the folder or dangling
         verify_manifest(directory, required=False)
         try:
             meta = json.loads(meta_path.read_text())
@@ -278,13 +279,18 @@ class LatentSlotDiffusion(nn.Module):
         classes = component_classes()
         components: dict[str, Any] = {}
         for name, class_name in listed.items():
+            if name not in cls.COMPONENTS:
+                raise ValueError(
+                    f"{meta_path}: unknown component {name!r}; an lsd model has {', '.join(cls.COMPONENTS)}"
+                )
             if name in component_overrides:
                 continue
             if class_name not in classes:
                 raise ValueError(f"{meta_path}: unknown component class {class_name!r} for {name!r}")
-            if not (directory / name).is_dir():
-                raise FileNotFoundError(f"{directory / name} is missing (listed in {meta_path})")
-            components[name] = _load_component(classes[class_name], directory / name)
+            folder = inside(directory, name, str(meta_path))
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{folder} is missing (listed in {meta_path})")
+            components[name] = _load_component(classes[class_name], folder)
         components.update(component_overrides)
         try:
             objective = DiffusionObjective(**meta.get("objective", {}))

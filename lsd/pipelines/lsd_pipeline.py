@@ -116,7 +116,7 @@ class LSDPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, vae: Any = None, **components: Any) -> LSDPipeline:  # type: ignore[override]
         """Load from an lsd model folder, an lsd training checkpoint (or run folder: its latest
-        checkpoint) or a release checkpoint (:func:`lsd.evaluation.loading.resolve_checkpoint`).
+        checkpoint) or a release checkpoint (:func:`lsd.runs.resolve_checkpoint`).
 
         Args:
             vae: an autoencoder or a local folder / cached repo id for :func:`lsd.load_pretrained_vae`;
@@ -126,8 +126,8 @@ class LSDPipeline(DiffusionPipeline):
 
         A ``null_embedding.safetensors`` in the model folder becomes :attr:`null_embedding`.
         """
-        from lsd.evaluation.loading import resolve_checkpoint
         from lsd.models.pretrained import load_pretrained_vae
+        from lsd.runs import resolve_checkpoint
 
         kind, folder = resolve_checkpoint(path)
         if isinstance(vae, (str, os.PathLike)):
@@ -425,9 +425,10 @@ class LSDPipeline(DiffusionPipeline):
                     f"images: PIL images must be {side}x{side} (this model's resolution), got sizes {sorted(sizes)}; "
                     "resize first (e.g. lsd.data.transforms.resize_and_crop)"
                 )
+            from lsd.data.images import as_rgb
             from lsd.data.transforms import to_model_range
 
-            return torch.stack([to_model_range(i.convert("RGB")) for i in images])
+            return torch.stack([to_model_range(as_rgb(i, f"images[{n}]")) for n, i in enumerate(images)])
         if not isinstance(images, torch.Tensor):
             raise ValueError(
                 f"images: expected a (B, 3, {side}, {side}) tensor or PIL images, got {type(images).__name__}"

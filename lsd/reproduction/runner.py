@@ -344,7 +344,8 @@ def train_config_of(opts: RunOptions, budget: Budget, plan: DataPlan, output_dir
 def check_resumable(train_config) -> None:
     """An output folder already holding a training run may only be resumed by the same recipe
     (any ``train.max_steps``): otherwise this run's numbers would mix two configurations."""
-    from lsd.training.trainer import list_checkpoints, same_model_config
+    from lsd.runs import list_checkpoints
+    from lsd.training.trainer import same_model_config
 
     found = list_checkpoints(train_config.output_dir)
     if not found:
@@ -385,8 +386,8 @@ def train_model(train_config):
 def load_any_checkpoint(path: Path):
     """An lsd model folder, an lsd training checkpoint or a release checkpoint: ``(model, kind,
     folder)`` (``folder``: the model folder that was read)."""
-    from lsd.evaluation.loading import resolve_checkpoint
     from lsd.models.lsd import LatentSlotDiffusion
+    from lsd.runs import resolve_checkpoint
 
     kind, folder = resolve_checkpoint(path)
     if kind == "release":

@@ -3,8 +3,12 @@
 See :class:`lsd.training.config.AutoencoderConfig` for the kinds. ``train_kl`` trains a small
 diffusers ``AutoencoderKL`` (MSE reconstruction + ``kl_weight`` x KL) on the training images,
 then estimates its latent scaling factor (1 / std of the latents, as Stable Diffusion did), and
-caches it under ``cache_dir/<hash of the stage config + data>``; a later run with the same
-settings reuses it.
+caches it under ``cache_dir/autoencoder-<key>`` (a run's ``cache_dir`` is ``<output_dir>/../autoencoders``).
+The key hashes the stage's recipe, the seed, the image count and the data's content as the file
+system tells it: the path, size and modification time of every image file
+(:func:`data_fingerprint`), so that an edited, added or removed image trains a new autoencoder.
+A later run with the same key reuses it (one building it now is waited for,
+:func:`lsd.runs.building`); either way the stage says on stderr where it lives.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from lsd._atomic import atomic_dir
+from lsd.runs import building
 from lsd.training.config import AutoencoderConfig
 
 
@@ -48,16 +54,38 @@ def provide_autoencoder(config: AutoencoderConfig, dataset: Dataset, cache_dir: 
         )
     if config.kind == "pixel_unshuffle":
         return PixelUnshuffleAutoencoder(factor=config.factor, scaling_factor=config.scaling_factor)
-    key = hashlib.sha256(
-        json.dumps({"stage": autoencoder_record(config), "data": getattr(dataset, "files", [])[:50], "n": len(dataset), "seed": seed}, sort_keys=True).encode()
-    ).hexdigest()[:16]  # fmt: skip
-    folder = Path(cache_dir) / f"autoencoder-{key}"
-    if (folder / "config.json").is_file():
-        return load_pretrained_vae(folder, subfolder=None)
-    vae = train_kl_autoencoder(config, dataset, seed)
-    with atomic_dir(folder) as tmp:
-        vae.save_pretrained(tmp)
+    recipe = {"stage": autoencoder_record(config), "n": len(dataset), "seed": seed}
+    key = hashlib.sha256(json.dumps({**recipe, "data": data_fingerprint(dataset)}, sort_keys=True).encode())
+    folder = Path(cache_dir) / f"autoencoder-{key.hexdigest()[:16]}"
+    with building(folder):  # another run building the same entry is waited for
+        if (folder / "config.json").is_file():
+            print(f"autoencoder stage: reusing the cached autoencoder in {folder}", file=sys.stderr)
+            return load_pretrained_vae(folder, subfolder=None)
+        vae = train_kl_autoencoder(config, dataset, seed)
+        with atomic_dir(folder) as tmp:
+            vae.save_pretrained(tmp)
+    print(f"autoencoder stage: trained and cached in {folder}", file=sys.stderr)
     return vae.requires_grad_(False).eval()
+
+
+def data_fingerprint(dataset: Dataset) -> str:
+    """sha256 of what the training images are: for every image file, its path, size and
+    modification time (``GlobImageDataset.files``; for a reader's split, ``ReaderImages.files``
+    names ``reader:root:split`` per source, and every file under each root is listed)."""
+    names = [str(name) for name in getattr(dataset, "files", [])]
+    if hasattr(dataset, "reader"):  # "reader:root:split": the root sits between the first and last colon
+        roots = [Path(name.split(":", 1)[1].rsplit(":", 1)[0]) for name in names]
+        files = sorted(str(p) for root in roots if root.is_dir() for p in root.rglob("*") if p.is_file())
+    else:
+        files = names
+    digest = hashlib.sha256("\n".join(names).encode())
+    for name in files:
+        try:
+            stat = os.stat(name)
+        except OSError as err:
+            raise FileNotFoundError(f"training image {name}: {err.strerror}") from err
+        digest.update(f"\n{name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
 
 
 def train_kl_autoencoder(config: AutoencoderConfig, dataset: Dataset, seed: int = 0):

@@ -146,6 +146,8 @@ class TrainLoopConfig(_Section):
 class CheckpointConfig(_Section):
     every: int = Field(25_000, ge=1)
     total_limit: int | None = Field(2, ge=1)
+    # SIGINT / SIGTERM: also save a checkpoint of the step reached before stopping (docs/checkpoints.md)
+    on_interrupt: bool = False
 
 
 class ValidationConfig(_Section):

@@ -24,14 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-STATE_JSON = "training_state.json"
-STATE_TENSORS = "training_state.safetensors"
-OLD_STATE = "training_state.pt"
+from lsd._atomic import writing
+from lsd.runs import OLD_STATE, STATE_JSON, STATE_TENSORS, OldCheckpointFormatError, refuse_old_format
+
 FORMAT = "lsd-training-state-1"
-
-
-class OldCheckpointFormatError(ValueError):
-    """A checkpoint holds the old pickled ``training_state.pt``."""
 
 
 def _encode(value: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -99,19 +95,10 @@ def save_training_state(folder: str | os.PathLike, state: dict[str, Any]) -> Non
     folder = Path(folder)
     tensors: dict[str, torch.Tensor] = {}
     encoded = _encode(state, "state", tensors)
-    save_file(tensors, str(folder / STATE_TENSORS))
-    (folder / STATE_JSON).write_text(json.dumps({"format": FORMAT, "state": encoded}) + "\n")
-
-
-def refuse_old_format(folder: str | os.PathLike) -> None:
-    """Raise :class:`OldCheckpointFormatError` (naming the converter) for a checkpoint that holds
-    only the old pickled state. Reads nothing but the folder listing."""
-    folder = Path(folder)
-    if (folder / OLD_STATE).is_file() and not (folder / STATE_JSON).is_file():
-        raise OldCheckpointFormatError(
-            f"{folder / OLD_STATE} is a pickle (the old checkpoint format), which lsd no longer loads because "
-            f"unpickling can run code; if you trust the file, convert it with `lsd convert-checkpoint {folder}`"
-        )
+    with writing(folder / STATE_TENSORS):
+        save_file(tensors, str(folder / STATE_TENSORS))
+    with writing(folder / STATE_JSON):
+        (folder / STATE_JSON).write_text(json.dumps({"format": FORMAT, "state": encoded}) + "\n")
 
 
 def load_training_state(folder: str | os.PathLike) -> dict[str, Any]:
@@ -156,6 +143,9 @@ def convert_checkpoint(folder: str | os.PathLike) -> Path:
 
 
 __all__ = [
+    "OLD_STATE",
+    "STATE_JSON",
+    "STATE_TENSORS",
     "OldCheckpointFormatError",
     "convert_checkpoint",
     "load_training_state",

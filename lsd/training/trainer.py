@@ -8,11 +8,13 @@ synchronised only on the last; then grad-norm clipping, AdamW (encoder group at
 see :mod:`lsd.training.state`), ``train_config.json`` (the resolved config),
 ``trainer_state.json`` and, written last, ``manifest.json`` (size and sha256 of every file); each
 written to a temporary folder and renamed (:func:`lsd._atomic.atomic_dir`), the oldest beyond
-``checkpoint.total_limit`` removed. All randomness is keyed by step (see :mod:`lsd.training.data`),
+``checkpoint.total_limit`` removed (never the one just written). All randomness is keyed by step (see :mod:`lsd.training.data`),
 so ``resume="latest"`` reproduces an uninterrupted run bitwise on CPU.
 
-A run folder belongs to one run (``docs/checkpoints.md``): a fresh run into a folder holding
-files is refused unless ``overwrite=True``; a resume refuses a checkpoint whose recipe differs
+A run folder belongs to one run (``docs/checkpoints.md``; its layout, lock, checkpoint search,
+pruning and log are :mod:`lsd.runs`): the main process holds its lock for the whole run; SIGINT /
+SIGTERM stop at the next step boundary (:class:`lsd.runs.Interrupted`); a fresh run into a folder
+holding files is refused unless ``overwrite=True``; a resume refuses a checkpoint whose recipe differs
 in a field that changes the result (:data:`RESUME_FREE_FIELDS` may change), a damaged one
 (``"latest"`` falls back to the newest intact one, with a warning) and non-finite weights.
 """
@@ -23,10 +25,10 @@ import gc
 import json
 import math
 import os
+import signal
 import time
-import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,28 +37,36 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from lsd._atomic import atomic_dir, remove_dir, remove_stale, write_text_atomic
-from lsd._integrity import CorruptCheckpointError, first_non_finite, verify_manifest, write_manifest
+from lsd._atomic import atomic_dir, remove_dir, remove_stale, writing
+from lsd._integrity import first_non_finite, write_manifest
 from lsd.configs import load_config
-from lsd.training.config import TrainConfig
-from lsd.training.state import (
-    STATE_JSON,
-    load_training_state,
+from lsd.runs import (
+    CHECKPOINT_PREFIX,
+    LOG_NAME,
+    RUN_ENTRIES,
+    Interrupted,
+    append_log,
+    check_run_folder,
+    checkpoint_path,
+    hold_run,
+    list_checkpoints,
+    prune_checkpoints,
     refuse_old_format,
-    rng_state,
-    save_training_state,
-    set_rng_state,
+    resolve_resume,
+    set_aside_later,
+    stop_on_signals,
+    trim_log,
+    verify_checkpoint,
 )
+from lsd.training.config import TrainConfig
+from lsd.training.state import load_training_state, rng_state, save_training_state, set_rng_state
 
-CHECKPOINT_PREFIX = "checkpoint-"
-#: What a run writes in its output_dir (``lsd`` holds the TensorBoard events); ``--overwrite`` removes these.
-RUN_ENTRIES = ("train_log.jsonl", "checkpoints", "validation", "lsd")
 #: Recipe fields a resumed run may change: where files go, how long it runs and its learning-rate
 #: schedule, what is logged. Any other difference from the checkpoint's recipe is refused.
 RESUME_FREE_FIELDS = {
     "name", "output_dir", "init_from", "data.root", "data.num_workers", "train.max_steps", "train.log_every",
     "train.diagnostic_every", "optim.lr_scheduler", "optim.warmup_steps", "checkpoint.every",
-    "checkpoint.total_limit", "validation.every", "validation.num_images", "validation.sample_steps",
+    "checkpoint.total_limit", "checkpoint.on_interrupt", "validation.every", "validation.num_images", "validation.sample_steps",
     "cache.latents", "cache.backbone", "cache.dir", "cache.hash_files", "cache.shard_size",
 }  # fmt: skip
 
@@ -71,92 +81,6 @@ class TrainResult:
     output_dir: Path
     checkpoint: Path | None
     seconds: float
-
-
-def _step_of(path: Path) -> int:
-    return int(path.name.removeprefix(".").removesuffix(".old").removeprefix(CHECKPOINT_PREFIX))
-
-
-def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """Checkpoints of a run that hold a ``trainer_state.json``, oldest first (not yet verified:
-    see :func:`resolve_resume`). A checkpoint a kill left renamed aside mid-replacement
-    (``.checkpoint-N.old`` without ``checkpoint-N``) is listed under that aside name."""
-    folder = Path(output_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = {}
-    for p in folder.iterdir():
-        name = p.name.removeprefix(".").removesuffix(".old") if p.name.endswith(".old") else p.name
-        if not name.startswith(CHECKPOINT_PREFIX) or not name.removeprefix(CHECKPOINT_PREFIX).isdigit():
-            continue
-        if p.name.endswith(".old") and (folder / name).exists():
-            continue
-        if (p / "trainer_state.json").is_file():
-            found[_step_of(p)] = p
-    return [found[step] for step in sorted(found)]
-
-
-def verify_checkpoint(path: str | os.PathLike) -> Path:
-    """Raise unless ``path`` is a complete checkpoint of the current format matching its manifest."""
-    path = Path(path)
-    if not (path / "trainer_state.json").is_file():
-        raise FileNotFoundError(f"{path} is not a complete lsd training checkpoint (no trainer_state.json)")
-    refuse_old_format(path)
-    verify_manifest(path)
-    if not (path / STATE_JSON).is_file():  # e.g. the shipped model + recipe folder
-        raise FileNotFoundError(
-            f"{path} holds no training state ({STATE_JSON}), so it cannot be resumed; start a new run from its "
-            f"weights with --set init_from={path}"
-        )
-    return path
-
-
-def resolve_resume(resume: str | os.PathLike | None, output_dir: str | os.PathLike) -> Path | None:
-    """``None``, ``"latest"`` (the newest intact checkpoint, or a fresh start when there is none)
-    or a path (which must be intact). ``"latest"`` skips damaged checkpoints with a warning naming
-    the bad file; when checkpoints exist but none is intact it raises."""
-    if resume is None:
-        return None
-    if str(resume) != "latest":
-        return verify_checkpoint(resume)
-    found = list_checkpoints(output_dir)
-    problems = []
-    for candidate in reversed(found):
-        try:
-            return verify_checkpoint(candidate)
-        except CorruptCheckpointError as err:
-            warnings.warn(f"skipping a damaged checkpoint: {err}", stacklevel=2)
-            problems.append(str(err))
-    if problems:
-        raise CorruptCheckpointError(f"no intact checkpoint in {Path(output_dir) / 'checkpoints'}: {problems[0]}")
-    return None
-
-
-def check_run_folder(output_dir: str | os.PathLike, resume: str | os.PathLike | None, overwrite: bool) -> list[Path]:
-    """A run folder belongs to one run: a fresh run (``resume`` None) into a folder that holds
-    files is refused unless ``overwrite``, and then only when everything in it was written by a
-    run (:data:`RUN_ENTRIES`). Returns what ``overwrite`` will remove. Reads only."""
-    from lsd._atomic import check_output_dir
-
-    folder = check_output_dir(output_dir, "output_dir")
-    if resume is not None or not folder.is_dir():
-        return []
-    present = sorted(p for p in folder.iterdir())
-    if not present:
-        return []
-    names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in present[:6])
-    if not overwrite:
-        raise FileExistsError(
-            f"output_dir {folder} already holds files ({names}): pass --resume latest to continue that run, "
-            "--overwrite to replace it, or another --output-dir"
-        )
-    foreign = [p.name for p in present if p.name not in RUN_ENTRIES]
-    if foreign:
-        raise FileExistsError(
-            f"output_dir {folder} holds files no lsd run wrote ({', '.join(foreign[:6])}); --overwrite removes only "
-            "a run's files: pick another --output-dir"
-        )
-    return present
 
 
 def recipe_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -334,11 +258,14 @@ class Trainer:
         return self.accelerator.unwrap_model(self.model).model
 
     def _checkpoint_path(self, step: int) -> Path:
-        return self.output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step:08d}"
+        return checkpoint_path(self.output_dir, step)
 
     def save_checkpoint(self, extra: dict[str, Any] | None = None) -> Path:
-        """Write ``checkpoint-<step>`` atomically (main process; manifest last) and prune old ones.
-        Replacing a checkpoint of the same step renames the old one aside until the new one is in."""
+        """Write ``checkpoint-<step>`` atomically (main process; manifest last) and prune old ones
+        (never this one: :func:`lsd.runs.prune_checkpoints`). Replacing a checkpoint of the same
+        step renames the old one aside until the new one is in. A write failing for want of room
+        or rights raises :class:`lsd._atomic.WriteError` naming the path; the earlier checkpoints
+        stay as they were."""
         acc = self.accelerator
         target = self._checkpoint_path(self.step)
         if acc.is_main_process:
@@ -358,10 +285,7 @@ class Trainer:
                 trainer = {"step": self.step, "micro_step": self.step * self.config.train.grad_accum, **(extra or {})}
                 (tmp / "trainer_state.json").write_text(json.dumps(trainer, indent=2) + "\n")
                 write_manifest(tmp)
-            limit = self.config.checkpoint.total_limit
-            if limit is not None:
-                for old in list_checkpoints(self.output_dir)[:-limit]:
-                    remove_dir(old)
+            prune_checkpoints(self.output_dir, self.config.checkpoint.total_limit, keep=target)
         acc.wait_for_everyone()
         return target
 
@@ -471,17 +395,27 @@ class Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         acc = self.accelerator
-        acc.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+        with writing(self.output_dir / "lsd"):  # the TensorBoard events
+            acc.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
         if acc.is_main_process:
-            with open(self.output_dir / "train_log.jsonl", "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_log(self.output_dir / LOG_NAME, record)
 
     def _trim_log(self) -> None:
-        """Drop log lines past the resumed step (written after the checkpoint by a killed run)."""
-        path = self.output_dir / "train_log.jsonl"
-        if self.accelerator.is_main_process and path.is_file():
-            lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
-            write_text_atomic(path, "".join(line + "\n" for line in lines))
+        """Drop log lines past the resumed step (written after the checkpoint by a killed run) and
+        a cut-off last line (:func:`lsd.runs.trim_log`)."""
+        if self.accelerator.is_main_process:
+            trim_log(self.output_dir / LOG_NAME, self.step)
+
+    def _stop(self, signum: int, last_checkpoint: Path | None) -> None:
+        """Stop at a safe point after a signal: save this step first when ``checkpoint.on_interrupt``
+        asks for it (and it is not saved yet), then raise :class:`Interrupted` naming the checkpoint."""
+        if self.step and last_checkpoint != self._checkpoint_path(self.step) and self.config.checkpoint.on_interrupt:
+            last_checkpoint = self.save_checkpoint({"stopped": signal.Signals(signum).name})
+        if last_checkpoint is None and self.accelerator.is_main_process:
+            found = list_checkpoints(self.output_dir)
+            last_checkpoint = found[-1] if found else None
+        self.accelerator.end_training()
+        raise Interrupted(signum, self.step, last_checkpoint)
 
     def _validate(self) -> None:
         from lsd.training.visuals import validation_grid
@@ -509,7 +443,18 @@ class Trainer:
     def train(self, resume: str | os.PathLike | None = None, overwrite: bool = False) -> TrainResult:
         """Train to ``train.max_steps``. ``resume``: ``None`` (a fresh run: the output folder must
         hold no files unless ``overwrite``, which removes the earlier run's), ``"latest"`` or a
-        checkpoint folder (see :func:`resolve_resume`)."""
+        checkpoint folder (see :func:`resolve_resume`; later checkpoints of this run folder are
+        set aside, :func:`lsd.runs.set_aside_later`).
+
+        The main process holds the run folder's lock throughout (:func:`lsd.runs.hold_run`).
+        SIGINT / SIGTERM stop the run after the step in progress (and its checkpoint, or a
+        checkpoint of that step when ``checkpoint.on_interrupt``): :class:`lsd.runs.Interrupted`
+        names the checkpoint to resume."""
+        lock = hold_run(self.output_dir) if self.accelerator.is_main_process else nullcontext()
+        with lock, stop_on_signals() as stop, ExitStack() as cleanup:
+            return self._train(resume, overwrite, stop, cleanup)
+
+    def _train(self, resume: str | os.PathLike | None, overwrite: bool, stop, cleanup: ExitStack) -> TrainResult:
         acc, loop = self.accelerator, self.config.train
         start = time.perf_counter()
         replaced = check_run_folder(self.output_dir, resume, overwrite)
@@ -525,6 +470,9 @@ class Trainer:
         acc.wait_for_everyone()
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
+            if acc.is_main_process:
+                set_aside_later(self.output_dir, self.step)
+            acc.wait_for_everyone()
         elif self.config.init_from is not None:
             load_initial_weights(self.unwrapped, self.config.init_from, self.config.init_from_components)
         self._trim_log()
@@ -533,12 +481,20 @@ class Trainer:
         acc.init_trackers("lsd", config={"name": self.config.name}, init_kwargs=tracker_kwargs)
         accum = loop.grad_accum
         loader = iter(self._loader(self.step * accum, loop.max_steps * accum))
-        bar = tqdm(
-            total=loop.max_steps, initial=self.step, desc="train", disable=not (acc.is_main_process and self.progress)
+        # closed by train()'s exit stack, also on an error: before the message, so it does not print after it
+        bar = cleanup.enter_context(
+            tqdm(
+                total=loop.max_steps,
+                initial=self.step,
+                desc="train",
+                disable=not (acc.is_main_process and self.progress),
+            )  # fmt: skip
         )
         self.model.train()
         last_checkpoint = checkpoint
         while self.step < loop.max_steps:
+            if stop:
+                self._stop(stop.signum, last_checkpoint)
             losses = []
             for k in range(accum):
                 micro_step = self.step * accum + k
@@ -574,6 +530,8 @@ class Trainer:
             if self.on_step_end is not None:
                 self.on_step_end(self.step, self)
         bar.close()
+        if stop:  # the signal came during the last step: the run is complete, say so all the same
+            self._stop(stop.signum, last_checkpoint)
         self._release_distributed()
         acc.end_training()
         return TrainResult(self.step, self.output_dir, last_checkpoint, time.perf_counter() - start)
@@ -587,13 +545,15 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     """Train with ``config`` (see :class:`Trainer`); the output folder and ``resume`` are checked
-    before the data, autoencoder and cache stages run. ``rebuild_cache``: rebuild a stale cache
-    (``config.cache``) instead of refusing it."""
-    check_run_folder(config.output_dir, resume, overwrite)
-    resolve_resume(resume, config.output_dir)
-    _check_slot_attention(config.model)
-    trainer = Trainer(config, rebuild_cache=rebuild_cache, progress=progress)
-    return trainer.train(resume=resume, overwrite=overwrite)
+    before the data, autoencoder and cache stages run, under the run folder's lock. ``rebuild_cache``:
+    rebuild a stale cache (``config.cache``) instead of refusing it; ``progress``: show progress bars."""
+    lock = hold_run(config.output_dir) if int(os.environ.get("RANK", "0")) == 0 else nullcontext()
+    with lock, stop_on_signals():  # the lock before any check; a signal during set-up stops at the loop's start
+        check_run_folder(config.output_dir, resume, overwrite)
+        resolve_resume(resume, config.output_dir)
+        _check_slot_attention(config.model)
+        trainer = Trainer(config, rebuild_cache=rebuild_cache, progress=progress)
+        return trainer.train(resume=resume, overwrite=overwrite)
 
 
 def _check_slot_attention(model: str | dict) -> None:
@@ -607,6 +567,9 @@ def _check_slot_attention(model: str | dict) -> None:
 
 
 __all__ = [
+    "CHECKPOINT_PREFIX",
+    "RUN_ENTRIES",
+    "Interrupted",
     "NonFiniteLossError",
     "RESUME_FREE_FIELDS",
     "TrainResult",
