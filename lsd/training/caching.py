@@ -4,6 +4,7 @@ live, and the training dataset that reads them (docs/perf.md, "Cached latents").
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,9 @@ def cached_dataset(
     if not recipes:
         return dataset
     folder = cache_folder(config)
+    if process_index == 0:  # say where it lives (shared by the runs beside this one)
+        for kind in recipes:
+            print(f"lsd: cache {folder / kind}", file=sys.stderr, flush=True)
     readers = {
         kind: build_cache(folder / kind, recipe, dataset, rebuild=rebuild, progress=progress,
                           process_index=process_index, num_processes=num_processes, wait=wait, device=device)
