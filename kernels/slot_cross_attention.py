@@ -191,7 +191,12 @@ def _num_warps(block_d: int) -> int:
 #: (``BLOCK_N``, :func:`_num_warps`, Triton's 3 stages), chosen with the AOT check (docs/perf.md,
 #: "Compiled for A100 and H100/H200") so that no shipped shape spills registers. Anything not
 #: listed (the interpreter among it) takes the default.
-TUNED: dict[tuple[str, torch.dtype, int, int], KernelConfig] = {}
+TUNED: dict[tuple[str, torch.dtype, int, int], KernelConfig] = {
+    # fp32 backward: five FMA dots per tile; 64-row tiles spill 0.7 KB (d <= 16) to 7 KB (d = 32,
+    # where ptxas settles on 32 registers) per thread. 16 rows fit; d = 64 needs 8 warps besides.
+    **{("bwd", torch.float32, arch, d): KernelConfig(16, 4) for arch in (80, 90) for d in (16, 32)},
+    **{("bwd", torch.float32, arch, 64): KernelConfig(16, 8) for arch in (80, 90)},
+}
 
 #: Replaces every config when set (kernels/bench_gpu.py's sweep; tests of the AOT check).
 CONFIG_OVERRIDE: KernelConfig | None = None

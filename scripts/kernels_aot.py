@@ -114,6 +114,63 @@ def build_cases(configs: list[str], dtypes: list[str]) -> list:
     return cases
 
 
+#: H200 HBM3e bandwidth (NVIDIA data sheet) and the dense bf16 matmul rate measured on a lent H200.
+H200_BYTES_PER_S = 4.8e12
+H200_BF16_FLOP_PER_S = 790e12
+
+
+def roofline(name: str = "movi-e", element_bytes: int = 2) -> list[dict]:
+    """Per kernel at config ``name``'s shapes (16-bit inputs by default): the bytes it must move
+    (inputs read once, outputs written once; the small fp32 partial buffers and q/k/v of the few
+    slots left out) and its useful FLOPs (2 per multiply-add, unpadded), with the time each
+    implies on an H200: the floor a measured kernel time compares with."""
+    shapes = config_shapes(name)
+    b, e = shapes["batch"], element_bytes
+    heads, slots, dim, n = shapes["slot_attention"]
+    hs, hd = heads * slots, heads * dim
+    rows = [
+        # reads k, v; writes attn (16-bit) and the row log-sum-exp (fp32); logits + weighted sum
+        ("slot_attention.fwd", f"B{b} S{slots} D{hd} N{n}", b * n * (2 * hd * e + hs * e + 4), 4 * b * n * hs * dim),
+        # reads k, v, lse; writes dk, dv; logits and dW recomputed, dk, dv, dq
+        ("slot_attention.bwd", f"B{b} S{slots} D{hd} N{n}", b * n * (4 * hd * e + 4), 10 * b * n * hs * dim),
+        (
+            "slot_attention.bwd+dattn",
+            f"B{b} S{slots} D{hd} N{n}",
+            b * n * (4 * hd * e + hs * e + 4),
+            10 * b * n * hs * dim,
+        ),
+    ]
+    for queries, h, d in shapes["cross_attention"]:
+        shape = f"B{b} H{h} N{queries} S{slots} d{d}"
+        rows.append(("cross_attention.fwd", shape, b * h * queries * (2 * d * e + 4), 4 * b * h * queries * slots * d))
+        rows.append(("cross_attention.bwd", shape, b * h * queries * (3 * d * e + 4), 10 * b * h * queries * slots * d))
+    return [
+        {
+            "kernel": k,
+            "shape": shape,
+            "bytes": nbytes,
+            "flops": flops,
+            "memory_us": 1e6 * nbytes / H200_BYTES_PER_S,
+            "compute_us": 1e6 * flops / H200_BF16_FLOP_PER_S,
+        }
+        for k, shape, nbytes, flops in rows
+    ]
+
+
+def format_roofline(rows: list[dict]) -> str:
+    lines = [
+        "| kernel | shape | MB moved | GFLOP | floor at 4.8 TB/s µs | floor at 790 TFLOP/s µs | bound |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        bound = "memory" if r["memory_us"] >= r["compute_us"] else "compute"
+        lines.append(
+            f"| {r['kernel']} | {r['shape']} | {r['bytes'] / 1e6:.2f} | {r['flops'] / 1e9:.3f} "
+            f"| {r['memory_us']:.1f} | {r['compute_us']:.2f} | {bound} |"
+        )
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subset", choices=["ci"], help="the CI subset (MOVi-E, fp32 and bf16)")
@@ -121,6 +178,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=["fp32", "fp16", "bf16"])
     parser.add_argument("--targets", nargs="+", choices=["sm_80", "sm_90"], default=["sm_80", "sm_90"])
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument(
+        "--roofline",
+        action="store_true",
+        help="print bytes, FLOPs and H200 time floors at MOVi-E (bf16); compile nothing",
+    )
     args = parser.parse_args(argv)
     if args.subset == "ci":
         args.configs, args.dtypes = CI_SUBSET["configs"], CI_SUBSET["dtypes"]
@@ -129,6 +191,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.roofline:
+        print(format_roofline(roofline()))
+        return 0
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         print("kernels_aot: unset TRITON_INTERPRET (the check compiles for real GPUs)", file=sys.stderr)
         return 2
