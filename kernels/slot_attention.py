@@ -316,6 +316,8 @@ TUNED: dict[tuple[str, torch.dtype, int], tuple[KernelConfig, int]] = {
     # fp32 dots run on FMA units ("ieee"), whose operand layouts take far more registers than
     # the tensor cores': 64-row tiles spill 1.7 KB (forward) and 1.8-3.0 KB (backward) per thread.
     **{(kind, torch.float32, arch): (KernelConfig(16, 8), 256) for kind in ("fwd", "bwd") for arch in (80, 90)},
+    # 16-bit backward with the gradient of attn on sm_90: 255 registers and 40 B spilled at 64 rows.
+    **{("bwd", dtype, 90): (KernelConfig(32, 8), 256) for dtype in (torch.float16, torch.bfloat16)},
 }
 
 #: Replaces every config when set (kernels/bench_gpu.py's sweep; tests of the AOT check).

@@ -179,6 +179,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--targets", nargs="+", choices=["sm_80", "sm_90"], default=["sm_80", "sm_90"])
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.add_argument(
+        "--untuned", action="store_true", help="compile the default launches (the ops' TUNED configs set aside)"
+    )
+    parser.add_argument(
         "--roofline",
         action="store_true",
         help="print bytes, FLOPs and H200 time floors at MOVi-E (bf16); compile nothing",
@@ -205,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     from lsd._atomic import write_text_atomic
 
     warnings.filterwarnings("ignore", message="TRITON_DEFAULT_FP_FUSION")
+    if args.untuned:
+        import lsd_kernels.slot_attention as sa
+        import lsd_kernels.slot_cross_attention as xa
+
+        sa.TUNED, xa.TUNED = {}, {}
     cases = build_cases(args.configs, args.dtypes)
     targets = [TARGETS[t] for t in args.targets]
     start = time.perf_counter()
