@@ -247,6 +247,12 @@ def _meta(shape: tuple[int, ...], dtype: torch.dtype, order: tuple[int, ...] | N
     return torch.empty([shape[i] for i in order], device="meta", dtype=dtype).permute(*inverse)
 
 
+def _head_views(batch: int, heads: int, lengths: tuple[int, ...], dim: int, dtype: torch.dtype) -> list[torch.Tensor]:
+    """Meta tensors ``(B, H, L, d)`` for each ``L`` in ``lengths``, as the model's views of
+    ``(B, L, H*d)`` projections."""
+    return [_meta((batch, heads, length, dim), dtype, (0, 2, 1, 3)) for length in lengths]
+
+
 def slot_attention_cases(
     label: str, batch: int, heads: int, num_slots: int, dim: int, num_inputs: int, dtype: torch.dtype
 ) -> list[Case]:
@@ -259,9 +265,7 @@ def slot_attention_cases(
     shape = f"{label} B{batch} H{heads} S{num_slots} d{dim} N{num_inputs}"
 
     def inputs():
-        q = _meta((batch, heads, num_slots, dim), dtype, (0, 2, 1, 3))
-        k = _meta((batch, heads, num_inputs, dim), dtype, (0, 2, 1, 3))
-        return q, k, _meta((batch, heads, num_inputs, dim), dtype, (0, 2, 1, 3))
+        return _head_views(batch, heads, (num_slots, num_inputs, num_inputs), dim, dtype)
 
     def fwd(target):
         q, k, v = inputs()
@@ -298,9 +302,7 @@ def cross_attention_cases(
     scale = dim**-0.5
 
     def inputs():
-        q = _meta((batch, heads, num_queries, dim), dtype, (0, 2, 1, 3))
-        k = _meta((batch, heads, num_keys, dim), dtype, (0, 2, 1, 3))
-        return q, k, _meta((batch, heads, num_keys, dim), dtype, (0, 2, 1, 3))
+        return _head_views(batch, heads, (num_queries, num_keys, num_keys), dim, dtype)
 
     def fwd(target):
         q, k, v = inputs()

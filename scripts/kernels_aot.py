@@ -202,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from dataclasses import asdict
 
+    import triton
+    from triton.runtime.jit import JITFunction
+
+    if not hasattr(JITFunction, "_pack_args") or not hasattr(triton, "knobs"):
+        print(f"kernels_aot: needs triton >= 3.9's JIT internals; this is triton {triton.__version__}", file=sys.stderr)
+        return 2
+
     from lsd_kernels.aot import TARGETS, check, format_table
     from tqdm import tqdm
 

@@ -14,25 +14,24 @@ from . import test_slot_attention as sa_tests
 from . import test_slot_cross_attention as xa_tests
 from ._compare import FP32_ATOL, FP32_RTOL, assert_close
 
-SA_CONFIGS = sorted(set(sa.TUNED.values()))
-XA_CONFIGS = sorted(set(xa.TUNED.values()))
+#: (op module, its test module, the fused function, the reference, the small shape), per op.
+OPS = {
+    "slot_attention": (sa, sa_tests, "slot_attention_updates", (2, 2, 7, 300, 13)),
+    "cross_attention": (xa, xa_tests, "slot_cross_attention", (2, 3, 300, 7, 13)),
+}
+CASES = [
+    pytest.param(name, config, id=f"{name}-{config}")
+    for name, (module, *_) in OPS.items()
+    for config in sorted(set(module.TUNED.values()))
+]
 
 
-@pytest.mark.parametrize("config", SA_CONFIGS, ids=str)
-def test_slot_attention_tuned_configs_match_reference(monkeypatch, config):
-    monkeypatch.setattr(sa, "CONFIG_OVERRIDE", config)
-    inputs, grads = sa_tests.make_inputs(2, 2, 7, 300, 13)
-    ours = sa_tests.run(sa.slot_attention_updates, inputs, grads, torch.float32)
-    ref = sa_tests.run(sa.slot_attention_updates_ref, inputs, grads, torch.float32)
-    for name, a, e in zip(sa_tests.NAMES, ours, ref, strict=True):
-        assert_close(a, e, name, atol=FP32_ATOL, rtol=FP32_RTOL)
-
-
-@pytest.mark.parametrize("config", XA_CONFIGS, ids=str)
-def test_cross_attention_tuned_configs_match_reference(monkeypatch, config):
-    monkeypatch.setattr(xa, "CONFIG_OVERRIDE", config)
-    inputs, grad_out = xa_tests.make_inputs(2, 3, 300, 7, 13)
-    ours = xa_tests.run(xa.slot_cross_attention, inputs, grad_out, torch.float32)
-    ref = xa_tests.run(xa.slot_cross_attention_ref, inputs, grad_out, torch.float32)
-    for name, a, e in zip(xa_tests.NAMES, ours, ref, strict=True):
-        assert_close(a, e, name, atol=FP32_ATOL, rtol=FP32_RTOL)
+@pytest.mark.parametrize("name, config", CASES)
+def test_tuned_configs_match_reference(monkeypatch, name, config):
+    module, tests, fused, shape = OPS[name]
+    monkeypatch.setattr(module, "CONFIG_OVERRIDE", config)
+    inputs, grads = tests.make_inputs(*shape)
+    ours = tests.run(getattr(module, fused), inputs, grads, torch.float32)
+    ref = tests.run(getattr(module, f"{fused}_ref"), inputs, grads, torch.float32)
+    for out_name, a, e in zip(tests.NAMES, ours, ref, strict=True):
+        assert_close(a, e, out_name, atol=FP32_ATOL, rtol=FP32_RTOL)
