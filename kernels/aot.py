@@ -180,36 +180,76 @@ class Row:
 DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
-def check(cases: list[Case], targets: list[Target], progress=None) -> list[Row]:
-    """Compile every case for every target (identical compiles once) and return one row each:
-    ``error`` is set on a compile error or on shared memory over the target's limit.
-    ``progress`` (e.g. a tqdm bar) is advanced once per row."""
-    rows, done = [], {}
+def _error_text(err: Exception) -> str:
+    first = next((line for line in str(err).splitlines() if line.strip()), "")
+    return f"compile error: {type(err).__name__}: {first[:160]}"
+
+
+def _compile_or_error(bound: Bound, target: Target) -> Resources | str:
+    try:
+        return compile_bound(bound, target)
+    except Exception as err:  # noqa: BLE001 - any compiler failure is this row's verdict
+        return _error_text(err)
+
+
+#: The compiles a forked worker of :func:`check` picks by index (inherited, never pickled).
+_PENDING: list[tuple[Bound, Target]] = []
+
+
+def _compile_pending(index: int) -> Resources | str:
+    return _compile_or_error(*_PENDING[index])
+
+
+def check(cases: list[Case], targets: list[Target], progress=None, jobs: int = 1) -> list[Row]:
+    """Compile every case for every target (identical compiles once, ``jobs`` at a time in forked
+    worker processes) and return one row each: ``error`` is set on a compile error or on shared
+    memory over the target's limit. ``progress`` (e.g. a tqdm bar) advances once per compile."""
+    planned = []  # (row, target, key or None)
+    unique: dict[tuple, tuple[Bound, Target]] = {}
     for target in targets:
         for case in cases:
             row = Row(case.kernel, case.shape, f"sm_{target.arch}", DTYPE_NAMES[case.dtype])
             try:
                 bound = bind(case.plan(target.launch_target()), target)
-                key = (target, bound.key())
-                if key not in done:
-                    try:
-                        done[key] = compile_bound(bound, target)
-                    except Exception as err:  # noqa: BLE001 - any compiler failure is this row's verdict
-                        done[key] = err
-                result = done[key]
-                if isinstance(result, Exception):
-                    raise result
-                row.resources = result
-                row.ctas_per_sm = ctas_per_sm(target, result.registers, result.num_warps, result.shared)
-                if result.shared > target.max_shared_per_block:
-                    row.error = f"shared memory {result.shared} B > {target.max_shared_per_block} B ({target.name})"
-            except Exception as err:  # noqa: BLE001
-                first = next((line for line in str(err).splitlines() if line.strip()), "")
-                row.error = f"compile error: {type(err).__name__}: {first[:160]}"
-            rows.append(row)
+            except Exception as err:  # noqa: BLE001 - a launch that cannot be planned or bound fails its row
+                row.error = _error_text(err)
+                planned.append((row, target, None))
+                continue
+            key = (target, bound.key())
+            unique.setdefault(key, (bound, target))
+            planned.append((row, target, key))
+    if progress is not None:
+        progress.reset(total=len(unique))
+    results: dict[tuple, Resources | str] = {}
+    if jobs > 1 and len(unique) > 1:
+        import multiprocessing
+
+        _PENDING[:] = list(unique.values())
+        try:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                for key, result in zip(unique, pool.imap(_compile_pending, range(len(_PENDING))), strict=True):
+                    results[key] = result
+                    if progress is not None:
+                        progress.update(1)
+        finally:
+            _PENDING.clear()
+    else:
+        for key, (bound, target) in unique.items():
+            results[key] = _compile_or_error(bound, target)
             if progress is not None:
                 progress.update(1)
-    return rows
+    for row, target, key in planned:
+        if key is None:
+            continue
+        result = results[key]
+        if isinstance(result, str):
+            row.error = result
+            continue
+        row.resources = result
+        row.ctas_per_sm = ctas_per_sm(target, result.registers, result.num_warps, result.shared)
+        if result.shared > target.max_shared_per_block:
+            row.error = f"shared memory {result.shared} B > {target.max_shared_per_block} B ({target.name})"
+    return [row for row, _, _ in planned]
 
 
 def format_table(rows: list[Row], notes: dict[str, str] | None = None) -> str:
@@ -232,6 +272,29 @@ def format_table(rows: list[Row], notes: dict[str, str] | None = None) -> str:
             f"| {r.kernel} | {r.shape} | {r.target} | {r.dtype} | {res.registers} | {res.spill_stores}/{res.spill_loads} "
             f"| {res.shared} | {res.num_warps} | {res.num_stages} | {r.ctas_per_sm} | {verdict} |"
         )
+    return "\n".join(lines)
+
+
+def format_summary(rows: list[Row]) -> str:
+    """Markdown table, one row per (kernel, target, dtype) over all its shapes: the most registers,
+    spilled bytes and shared memory, the fewest CTAs per SM, and how many shapes failed."""
+    groups: dict[tuple[str, str, str], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.kernel, r.target, r.dtype), []).append(r)
+    lines = [
+        "| kernel | target | dtype | shapes | max regs | max spill stores B | max smem B | min CTAs/SM | failed |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    dtypes = list(DTYPE_NAMES.values())
+    for (kernel, target, dtype), group in sorted(groups.items(), key=lambda kv: (kv[0][1], dtypes.index(kv[0][2]))):
+        res = [r.resources for r in group if r.resources is not None]
+        worst = (
+            f"{max(x.registers for x in res)} | {max(x.spill_stores for x in res)} | {max(x.shared for x in res)} "
+            f"| {min(r.ctas_per_sm for r in group if r.resources is not None)}"
+            if res
+            else "| | |"
+        )
+        lines.append(f"| {kernel} | {target} | {dtype} | {len(group)} | {worst} | {sum(not r.ok for r in group)} |")
     return "\n".join(lines)
 
 

@@ -179,6 +179,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--targets", nargs="+", choices=["sm_80", "sm_90"], default=["sm_80", "sm_90"])
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="compiles at a time (default: the CPU count)"
+    )
+    parser.add_argument(
         "--untuned", action="store_true", help="compile the default launches (the ops' TUNED configs set aside)"
     )
     parser.add_argument(
@@ -209,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kernels_aot: needs triton >= 3.9's JIT internals; this is triton {triton.__version__}", file=sys.stderr)
         return 2
 
-    from lsd_kernels.aot import TARGETS, check, format_table
+    from lsd_kernels.aot import TARGETS, check, format_summary, format_table
     from tqdm import tqdm
 
     from lsd._atomic import write_text_atomic
@@ -223,14 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     cases = build_cases(args.configs, args.dtypes)
     targets = [TARGETS[t] for t in args.targets]
     start = time.perf_counter()
-    with tqdm(total=len(cases) * len(targets), desc="compiling", unit="kernel", file=sys.stderr) as bar:
-        rows = check(cases, targets, progress=bar)
+    with tqdm(desc="compiling", unit="kernel", file=sys.stderr) as bar:
+        rows = check(cases, targets, progress=bar, jobs=max(1, args.jobs))
     seconds = time.perf_counter() - start
     print(format_table(rows, SPILL_NOTES))
+    print("\nWorst case per kernel, target and dtype over the shapes:\n")
+    print(format_summary(rows))
     failed = [r for r in rows if not r.ok]
     spilling = [r for r in rows if r.resources is not None and r.resources.spill_stores]
     print(
-        f"\n{len(rows)} kernels x targets in {seconds:.0f} s: {len(failed)} failed, {len(spilling)} spill "
+        f"\n{len(rows)} kernels x targets ({bar.total} distinct compiles, {max(1, args.jobs)} at a time) in {seconds:.0f} s: {len(failed)} failed, {len(spilling)} spill "
         f"(limits: {', '.join(f'{t.name} {t.max_shared_per_block} B' for t in targets)})"
     )
     if args.json:
