@@ -29,6 +29,10 @@ free for the release's ``H = 1`` and cheap for small ``H`` (the op is memory-bou
 - Blocks: ``BLOCK_N`` = 64 inputs per tile, ``BLOCK_HS`` = H*S rounded up to a power of two
   >= 16 (S = 7, 11, 24 are padded and masked), ``BLOCK_K`` <= 64 for the reduction over H*d,
   ``BLOCK_C`` <= 256 output columns of H*d (odd d padded and masked); no power-of-two shapes assumed.
+  Per dtype and GPU target, :data:`TUNED` replaces these (fp32: 16-row tiles), chosen with the AOT
+  compile check so that no shipped shape spills registers (docs/perf.md, "Compiled for A100 and
+  H100/H200"); :func:`plan_forward` / :func:`plan_backward` compute every launch, for the op and
+  for that check alike.
 - All softmax/normalisation arithmetic is fp32. ``tl.dot`` operands are fp32 ("ieee") for fp32
   inputs and for bf16 inputs in the interpreter (whose bf16 dot is wrong), native 16-bit with fp32
   accumulation otherwise (the softmax weights are rounded to the input dtype before ``w^T v``, as

@@ -17,7 +17,11 @@ registers (S and d padded to >= 16 for the tensor cores); queries stream through
   accumulate ``dk = scale * ds^T q`` and ``dv = p^T dout`` in fp32 registers; per-chunk partials
   are summed by the host (deterministic, no atomics).
 - Blocks: ``BLOCK_N`` = 64 queries per tile; ``BLOCK_S`` and ``BLOCK_D``: S and d rounded up to
-  powers of two >= 16, masked (no power-of-two shapes assumed).
+  powers of two >= 16, masked (no power-of-two shapes assumed). Per dtype, GPU target and
+  ``BLOCK_D``, :data:`TUNED` replaces ``BLOCK_N`` and the warps (fp32 backward: 16 rows), chosen
+  with the AOT compile check so that no shipped shape spills registers (docs/perf.md, "Compiled
+  for A100 and H100/H200"); :func:`plan_forward` / :func:`plan_backward` compute every launch, for
+  the op and for that check alike.
 - ``tl.dot`` operands are fp32 ("ieee") for fp32 inputs and bf16 inputs in the interpreter, native
   16-bit with fp32 accumulation otherwise.
 """
