@@ -119,12 +119,13 @@ H200_BYTES_PER_S = 4.8e12
 H200_BF16_FLOP_PER_S = 790e12
 
 
-def roofline(name: str = "movi-e", element_bytes: int = 2) -> list[dict]:
-    """Per kernel at config ``name``'s shapes (16-bit inputs by default): the bytes it must move
-    (inputs read once, outputs written once; the small fp32 partial buffers and q/k/v of the few
-    slots left out) and its useful FLOPs (2 per multiply-add, unpadded), with the time each
-    implies on an H200: the floor a measured kernel time compares with."""
-    shapes = config_shapes(name)
+def roofline(name: str = "movi-e", element_bytes: int = 2, shapes: dict | None = None) -> list[dict]:
+    """Per kernel at config ``name``'s shapes (or ``shapes``, as :func:`config_shapes` returns them;
+    16-bit inputs by default): the bytes it must move (inputs read once, outputs written once; the
+    small fp32 partial buffers and q/k/v of the few slots left out) and its useful FLOPs (2 per
+    multiply-add, unpadded), with the time each implies on an H200: the floor a measured kernel
+    time compares with."""
+    shapes = shapes or config_shapes(name)
     b, e = shapes["batch"], element_bytes
     heads, slots, dim, n = shapes["slot_attention"]
     hs, hd = heads * slots, heads * dim

@@ -123,3 +123,36 @@ def test_cross_attention_levels_match_the_models_attention_layers():
                     attn = layer.attn2
                     built.add((side * side, attn.heads, attn.to_q.out_features // attn.heads))
     assert set(script.cross_attention_levels(config["unet"], unet.config.sample_size)) == built
+
+
+def test_roofline_forward_flops_are_the_reference_ops_flops():
+    """The forward FLOPs of the H200 floor table equal torch's FlopCounterMode count of the
+    reference ops (the backward rows count the kernels' five products per tile)."""
+    from lsd_kernels.reference import slot_attention_updates_ref, slot_cross_attention_ref
+    from torch.utils.flop_counter import FlopCounterMode
+
+    script = _load_script()
+    batch, heads, slots, dim, inputs, (queries, xheads, xdim) = 2, 2, 7, 12, 50, (30, 3, 8)
+    shapes = {
+        "batch": batch,
+        "slots": slots,
+        "slot_attention": (heads, slots, dim, inputs),
+        "cross_attention": [(queries, xheads, xdim)],
+    }
+    rows = {r["kernel"]: r for r in script.roofline(shapes=shapes)}
+    with FlopCounterMode(display=False) as counter:
+        slot_attention_updates_ref(
+            torch.randn(batch, heads, slots, dim),
+            torch.randn(batch, heads, inputs, dim),
+            torch.randn(batch, heads, inputs, dim),
+            1e-6,
+        )
+    assert rows["slot_attention.fwd"]["flops"] == counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        slot_cross_attention_ref(
+            torch.randn(batch, xheads, queries, xdim),
+            torch.randn(batch, xheads, slots, xdim),
+            torch.randn(batch, xheads, slots, xdim),
+            xdim**-0.5,
+        )
+    assert rows["cross_attention.fwd"]["flops"] == counter.get_total_flops()
