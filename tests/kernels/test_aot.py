@@ -156,3 +156,11 @@ def test_roofline_forward_flops_are_the_reference_ops_flops():
             xdim**-0.5,
         )
     assert rows["cross_attention.fwd"]["flops"] == counter.get_total_flops()
+
+
+def test_the_script_refuses_to_run_interpreted(capsys):
+    """Under TRITON_INTERPRET=1 (set by tests/conftest.py) the kernels are interpreted: one clear
+    line and exit status 2, before any compile."""
+    assert os.environ.get("TRITON_INTERPRET") == "1"
+    assert _load_script().main(["--subset", "ci"]) == 2
+    assert capsys.readouterr().err.strip() == "kernels_aot: unset TRITON_INTERPRET (the check compiles for real GPUs)"
