@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     import triton
     from triton.runtime.jit import JITFunction
 
-    if not hasattr(JITFunction, "_pack_args") or not hasattr(triton, "knobs"):
+    knobs = getattr(triton, "knobs", None)
+    if not hasattr(JITFunction, "_pack_args") or not hasattr(getattr(knobs, "nvidia", None), "dump_ptxas_log"):
         print(f"kernels_aot: needs triton >= 3.9's JIT internals; this is triton {triton.__version__}", file=sys.stderr)
         return 2
 
