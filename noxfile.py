@@ -1,6 +1,7 @@
 """Sessions: `nox -s reproduce-movi-e` (the main job) and `nox -s reproduce-<table>` for every paper table
 (`nox -s reproduce -- --list` names them), `nox -s reproduce-smoke` (all at the smoke budget), `nox -s tests`, `nox -s lint`, `nox -s benchmarks`,
-`nox -s gpu` (the prepared check on a CUDA machine, in the current environment).
+`nox -s gpu` (the prepared check on a CUDA machine, in the current environment), `nox -s kernels-aot`
+(every kernel compiled for A100 and H100/H200, no GPU needed).
 
 Every session installs the CPU build of torch==2.13.0 first (it is on local disk on our machines;
 a looser requirement would pull a multi-GB CUDA build), then the project.
@@ -82,6 +83,15 @@ def benchmarks(session: nox.Session) -> None:
     """`pytest benchmarks --benchmark-only` (extra pytest arguments after `--`)."""
     install_project(session, "test")
     session.run("pytest", "benchmarks", "--benchmark-only", *session.posargs)
+
+
+@nox.session(python="3.11", name="kernels-aot")
+def kernels_aot(session: nox.Session) -> None:
+    """Every fused kernel compiled for sm_80 and sm_90 at the shipped configs' shapes, no GPU needed
+    (the triton wheel's ptxas): the resource table; fails on a compile error or shared memory over
+    a target's limit. `nox -s kernels-aot [-- --subset ci | --configs ... --dtypes ... --targets ...]`."""
+    install_project(session)
+    session.run("python", "scripts/kernels_aot.py", *session.posargs, env={"TRITON_INTERPRET": "0"})
 
 
 @nox.session(python=False)

@@ -6,6 +6,7 @@ no driver at import time: everything here runs when a kernel is launched.
 """
 
 import os
+from typing import NamedTuple
 
 import torch
 import triton
@@ -45,7 +46,8 @@ def check_launchable(kernel, op: str, *tensors: torch.Tensor) -> None:
     if len(devices) != 1:
         raise ValueError(f"{op}: all tensors must be on one device, got {sorted(map(str, devices))}")
     device = devices.pop()
-    if device.type != "cuda" and not is_interpreted(kernel):
+    # meta tensors: planning only (the AOT check compiles the planned launch, never runs it).
+    if device.type not in ("cuda", "meta") and not is_interpreted(kernel):
         raise RuntimeError(
             f"{op}: Triton kernels need CUDA tensors, or TRITON_INTERPRET=1 set before lsd_kernels "
             f"is imported to run them on CPU (got tensors on {device})"
@@ -81,15 +83,60 @@ def chunk_tiles(chunk, tiles_per_chunk, N, BLOCK_N: tl.constexpr):
     return tile_start, tl.minimum(tile_start + tiles_per_chunk, tl.cdiv(N, BLOCK_N))
 
 
-def split_rows(kernel, device: torch.device, num_tiles: int, other_programs: int) -> tuple[int, int]:
+class LaunchTarget(NamedTuple):
+    """What a launch plan depends on besides the tensors: the CUDA compute capability as an int
+    (80 for A100, 90 for H100/H200; ``None`` in the interpreter) and the number of streaming
+    multiprocessors (``None``: aim for :data:`INTERPRETER_TARGET_PROGRAMS` programs). The ops build
+    it from their tensors' device (:meth:`of`); the AOT check (``lsd_kernels.aot``) builds it for a
+    target it compiles for, so both plan the same launch."""
+
+    arch: int | None
+    num_sms: int | None
+
+    @classmethod
+    def of(cls, kernel, device: torch.device) -> "LaunchTarget":
+        if is_interpreted(kernel) or device.type != "cuda":
+            return cls(None, None)
+        props = torch.cuda.get_device_properties(device)
+        return cls(10 * props.major + props.minor, props.multi_processor_count)
+
+
+class KernelConfig(NamedTuple):
+    """Launch meta-parameters of one kernel: rows per tile, warps and software-pipelining stages
+    (``None``: Triton's default, 3)."""
+
+    block_n: int
+    num_warps: int
+    num_stages: int | None = None
+
+    def meta(self) -> dict:
+        """The launch keywords (``num_warps``, and ``num_stages`` when set)."""
+        return {"num_warps": self.num_warps} | ({} if self.num_stages is None else {"num_stages": self.num_stages})
+
+
+class KernelCall(NamedTuple):
+    """One planned kernel launch: ``kernel[grid](*args, **meta)``. The ops run it; the AOT check
+    compiles it for a target without running it (its tensors may be on the meta device)."""
+
+    kernel: object
+    grid: tuple[int, ...]
+    args: tuple
+    meta: dict
+
+    def run(self) -> None:
+        with device_guard(self.args[0]):
+            self.kernel[self.grid](*self.args, **self.meta)
+
+
+def split_rows(target: LaunchTarget, num_tiles: int, other_programs: int) -> tuple[int, int]:
     """Split ``num_tiles`` row tiles into chunks, one program each (times ``other_programs``
     along the other grid axes). Returns ``(num_chunks, tiles_per_chunk)``; every chunk is
     non-empty."""
-    if is_interpreted(kernel) or device.type != "cuda":
-        target = INTERPRETER_TARGET_PROGRAMS
+    if target.num_sms is None:
+        goal = INTERPRETER_TARGET_PROGRAMS
     else:
-        target = PROGRAMS_PER_SM * torch.cuda.get_device_properties(device).multi_processor_count
-    chunks = max(1, min(num_tiles, triton.cdiv(target, max(other_programs, 1))))
+        goal = PROGRAMS_PER_SM * target.num_sms
+    chunks = max(1, min(num_tiles, triton.cdiv(goal, max(other_programs, 1))))
     tiles_per_chunk = triton.cdiv(num_tiles, chunks)
     return triton.cdiv(num_tiles, tiles_per_chunk), tiles_per_chunk
 

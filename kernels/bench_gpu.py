@@ -151,13 +151,15 @@ def cross_attention_cases(
 
 
 def sweep(dtype) -> list[dict]:
-    """Fused fwd+bwd times over the untuned launch constants (module globals, read per launch)."""
+    """Fused fwd+bwd times over the default launch constants (module globals, read per launch),
+    the per-dtype/target ``TUNED`` configs set aside meanwhile."""
     import lsd_kernels._common as common
     import lsd_kernels.slot_attention as sa
     import lsd_kernels.slot_cross_attention as xa
 
     out = []
-    saved = (sa.BLOCK_N, xa.BLOCK_N, common.PROGRAMS_PER_SM)
+    saved = (sa.BLOCK_N, xa.BLOCK_N, common.PROGRAMS_PER_SM, sa.TUNED, xa.TUNED)
+    sa.TUNED, xa.TUNED = {}, {}
     try:
         for block_n in (32, 64, 128):
             for per_sm in (1, 2, 4, 8):
@@ -166,7 +168,7 @@ def sweep(dtype) -> list[dict]:
                     if row.impl == "fused":
                         out.append({"BLOCK_N": block_n, "PROGRAMS_PER_SM": per_sm, **asdict(row)})
     finally:
-        sa.BLOCK_N, xa.BLOCK_N, common.PROGRAMS_PER_SM = saved
+        sa.BLOCK_N, xa.BLOCK_N, common.PROGRAMS_PER_SM, sa.TUNED, xa.TUNED = saved
     return out
 
 

@@ -29,6 +29,10 @@ free for the release's ``H = 1`` and cheap for small ``H`` (the op is memory-bou
 - Blocks: ``BLOCK_N`` = 64 inputs per tile, ``BLOCK_HS`` = H*S rounded up to a power of two
   >= 16 (S = 7, 11, 24 are padded and masked), ``BLOCK_K`` <= 64 for the reduction over H*d,
   ``BLOCK_C`` <= 256 output columns of H*d (odd d padded and masked); no power-of-two shapes assumed.
+  Per dtype and GPU target, :data:`TUNED` replaces these (fp32: 16-row tiles), chosen with the AOT
+  compile check so that no shipped shape spills registers (docs/perf.md, "Compiled for A100 and
+  H100/H200"); :func:`plan_forward` / :func:`plan_backward` compute every launch, for the op and
+  for that check alike.
 - All softmax/normalisation arithmetic is fp32. ``tl.dot`` operands are fp32 ("ieee") for fp32
   inputs and for bf16 inputs in the interpreter (whose bf16 dot is wrong), native 16-bit with fp32
   accumulation otherwise (the softmax weights are rounded to the input dtype before ``w^T v``, as
@@ -41,7 +45,16 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import check_launchable, chunk_tiles, device_guard, dot_block, dot_config, split_rows
+from ._common import (
+    KernelCall,
+    KernelConfig,
+    LaunchTarget,
+    check_launchable,
+    chunk_tiles,
+    dot_block,
+    dot_config,
+    split_rows,
+)
 from .reference import slot_attention_updates_ref
 
 __all__ = ["slot_attention_updates", "slot_attention_updates_ref"]
@@ -287,16 +300,43 @@ def _slot_attention_bwd_kernel(
     tl.store(dq_part_ptr + part * HS * D + offs_j[:, None] * D + c_dim[None, :], dq_acc, mask=diag)
 
 
-def _blocks(num_slots_joint: int, hd: int) -> tuple[int, int, int]:
+def _blocks(num_slots_joint: int, hd: int, block_c_max: int = BLOCK_C_MAX) -> tuple[int, int, int]:
     if num_slots_joint > MAX_JOINT_SLOTS:
         raise ValueError(
             f"slot_attention_updates: heads x slots = {num_slots_joint} > {MAX_JOINT_SLOTS} is not supported"
         )
-    return dot_block(num_slots_joint), dot_block(hd, BLOCK_K_MAX), dot_block(hd, BLOCK_C_MAX)
+    return dot_block(num_slots_joint), dot_block(hd, BLOCK_K_MAX), dot_block(hd, block_c_max)
 
 
 def _num_warps(block_c: int) -> int:
     return 8 if block_c >= 128 else 4
+
+
+#: Per (kernel, dtype, compute capability): ``(KernelConfig, widest column block)`` replacing the
+#: default (``BLOCK_N``, :func:`_num_warps`, Triton's 3 stages, ``BLOCK_C_MAX``), chosen with the
+#: AOT check (docs/perf.md, "Compiled for A100 and H100/H200") so that no shipped shape spills
+#: registers. Anything not listed (the interpreter among it) takes the default.
+TUNED: dict[tuple[str, torch.dtype, int], tuple[KernelConfig, int]] = {
+    # fp32 dots run on FMA units ("ieee"), whose operand layouts take far more registers than
+    # the tensor cores': 64-row tiles spill 1.7 KB (forward) and 1.8-3.0 KB (backward) per thread.
+    **{(kind, torch.float32, arch): (KernelConfig(16, 8), 256) for kind in ("fwd", "bwd") for arch in (80, 90)},
+    # 16-bit backward with the gradient of attn on sm_90: 255 registers and 40 B spilled at 64 rows.
+    **{("bwd", dtype, 90): (KernelConfig(32, 8), 256) for dtype in (torch.float16, torch.bfloat16)},
+}
+
+#: Replaces every config when set (kernels/bench_gpu.py's sweep; tests of the AOT check).
+CONFIG_OVERRIDE: tuple[KernelConfig, int] | None = None
+
+
+def select_config(kernel_name: str, dtype: torch.dtype, target: LaunchTarget, hd: int) -> tuple[KernelConfig, int]:
+    """The ``(KernelConfig, widest column block)`` of a launch of ``kernel_name`` ("fwd" or
+    "bwd") for inputs of ``dtype`` on ``target`` (see :data:`TUNED`)."""
+    if CONFIG_OVERRIDE is not None:
+        return CONFIG_OVERRIDE
+    tuned = TUNED.get((kernel_name, dtype, target.arch))
+    if tuned is not None:
+        return tuned
+    return KernelConfig(BLOCK_N, _num_warps(dot_block(hd, BLOCK_C_MAX))), BLOCK_C_MAX
 
 
 def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
@@ -322,46 +362,68 @@ class _Launch(NamedTuple):
     block_c: int
     grid: tuple[int, int, int]  # (chunks of N, B, column blocks of H*d)
     tiles_per_chunk: int
+    config: KernelConfig
 
 
-def _launch(kernel, q: torch.Tensor, k: torch.Tensor) -> _Launch:
+def _launch(kernel_name: str, q: torch.Tensor, k: torch.Tensor, target: LaunchTarget) -> _Launch:
     batch, heads, num_slots, dim = q.shape
     num_inputs = k.shape[2]
     hs, hd = heads * num_slots, heads * dim
-    block_hs, block_k, block_c = _blocks(hs, hd)
+    config, block_c_max = select_config(kernel_name, q.dtype, target, hd)
+    block_hs, block_k, block_c = _blocks(hs, hd, block_c_max)
     num_cblocks = triton.cdiv(hd, block_c)
-    chunks, tiles_per_chunk = split_rows(kernel, q.device, triton.cdiv(num_inputs, BLOCK_N), batch * num_cblocks)
+    chunks, tiles_per_chunk = split_rows(target, triton.cdiv(num_inputs, config.block_n), batch * num_cblocks)
     return _Launch(
         batch, heads, num_slots, dim, num_inputs, hs, hd, block_hs, block_k, block_c,
-        (chunks, batch, num_cblocks), tiles_per_chunk,
+        (chunks, batch, num_cblocks), tiles_per_chunk, config,
     )  # fmt: skip
 
 
-def _forward(q, k, v, epsilon):
+def _meta(g: _Launch, kernel, dtype: torch.dtype) -> dict:
+    return dict(
+        BLOCK_N=g.config.block_n, BLOCK_HS=g.block_hs, BLOCK_K=g.block_k, BLOCK_C=g.block_c,
+        **dot_config(kernel, dtype), **g.config.meta(),
+    )  # fmt: skip
+
+
+def plan_forward(q, k, v, epsilon: float, target: LaunchTarget | None = None):
+    """The forward launch for ``q``, ``k``, ``v`` (checked) on ``target`` (default: their device):
+    ``(call, attn, lse, upd_part, col_part)``, the outputs allocated on the inputs' device (the
+    meta device in the AOT check); ``call`` is ``None`` when there is nothing to launch."""
     _check_shapes(q, k, v)
     check_launchable(_slot_attention_fwd_kernel, "slot_attention_updates", q, k, v)
-    g = _launch(_slot_attention_fwd_kernel, q, k)
+    target = target or LaunchTarget.of(_slot_attention_fwd_kernel, q.device)
+    g = _launch("fwd", q, k, target)
     chunks = g.grid[0]
     attn = torch.empty((g.batch, g.heads, g.num_inputs, g.num_slots), device=q.device, dtype=q.dtype)
     lse = torch.empty((g.batch, g.num_inputs), device=q.device, dtype=torch.float32)
     upd_part = torch.zeros((chunks, g.batch, g.heads, g.num_slots, g.dim), device=q.device, dtype=torch.float32)
     col_part = torch.zeros((chunks, g.batch, g.heads, g.num_slots), device=q.device, dtype=torch.float32)
+    call = None
     if g.num_inputs > 0 and g.batch > 0:
-        with device_guard(q):
-            _slot_attention_fwd_kernel[g.grid](
-                q, k, v, attn, lse, upd_part, col_part, float(epsilon),
-                g.batch, g.num_inputs, g.num_slots, g.dim, g.hs, g.hd, g.tiles_per_chunk,
-                q.stride(), k.stride(), v.stride(),
-                BLOCK_N=BLOCK_N, BLOCK_HS=g.block_hs, BLOCK_K=g.block_k, BLOCK_C=g.block_c,
-                **dot_config(_slot_attention_fwd_kernel, q.dtype), num_warps=_num_warps(g.block_c),
-            )  # fmt: skip
+        args = (
+            q, k, v, attn, lse, upd_part, col_part, float(epsilon),
+            g.batch, g.num_inputs, g.num_slots, g.dim, g.hs, g.hd, g.tiles_per_chunk,
+            q.stride(), k.stride(), v.stride(),
+        )  # fmt: skip
+        call = KernelCall(_slot_attention_fwd_kernel, g.grid, args, _meta(g, _slot_attention_fwd_kernel, q.dtype))
+    return call, attn, lse, upd_part, col_part
+
+
+def _forward(q, k, v, epsilon):
+    call, attn, lse, upd_part, col_part = plan_forward(q, k, v, epsilon)
+    if call is not None:
+        call.run()
     colsum = col_part.sum(0)  # (B, H, S): sum_n (attn + eps)
     updates = upd_part.sum(0) / colsum[..., None]
     return updates, attn, lse, colsum
 
 
-def _backward(q, k, v, updates, lse, colsum, grad_updates, grad_attn, epsilon):
-    g = _launch(_slot_attention_bwd_kernel, q, k)
+def plan_backward(q, k, v, updates, lse, colsum, grad_updates, grad_attn, epsilon, target: LaunchTarget | None = None):
+    """The backward launch on ``target`` (default: the inputs' device): ``(call, dq_part, dk, dv)``
+    (``call`` ``None`` when there is nothing to launch); see :func:`plan_forward`."""
+    target = target or LaunchTarget.of(_slot_attention_bwd_kernel, q.device)
+    g = _launch("bwd", q, k, target)
     grad_updates = grad_updates.float().contiguous()
     r = (grad_updates * updates).sum(-1).contiguous()  # (B, H, S): dU . U
     dq_part = torch.zeros((g.grid[0], g.batch, g.heads, g.num_slots, g.dim), device=q.device, dtype=torch.float32)
@@ -370,15 +432,22 @@ def _backward(q, k, v, updates, lse, colsum, grad_updates, grad_attn, epsilon):
     has_dattn = grad_attn is not None
     dattn = grad_attn if has_dattn else grad_updates  # any pointer when unused
     dattn_strides = grad_attn.stride() if has_dattn else (0, 0, 0, 0)
+    call = None
     if g.num_inputs > 0 and g.batch > 0:
-        with device_guard(q):
-            _slot_attention_bwd_kernel[g.grid](
-                q, k, v, grad_updates, dattn, lse, colsum, r, dq_part, dk, dv, float(epsilon),
-                g.batch, g.num_inputs, g.num_slots, g.dim, g.hs, g.hd, g.tiles_per_chunk,
-                q.stride(), k.stride(), v.stride(), dattn_strides,
-                HAS_DATTN=int(has_dattn), BLOCK_N=BLOCK_N, BLOCK_HS=g.block_hs, BLOCK_K=g.block_k, BLOCK_C=g.block_c,
-                **dot_config(_slot_attention_bwd_kernel, q.dtype), num_warps=_num_warps(g.block_c),
-            )  # fmt: skip
+        args = (
+            q, k, v, grad_updates, dattn, lse, colsum, r, dq_part, dk, dv, float(epsilon),
+            g.batch, g.num_inputs, g.num_slots, g.dim, g.hs, g.hd, g.tiles_per_chunk,
+            q.stride(), k.stride(), v.stride(), dattn_strides,
+        )  # fmt: skip
+        meta = {"HAS_DATTN": int(has_dattn), **_meta(g, _slot_attention_bwd_kernel, q.dtype)}
+        call = KernelCall(_slot_attention_bwd_kernel, g.grid, args, meta)
+    return call, dq_part, dk, dv
+
+
+def _backward(q, k, v, updates, lse, colsum, grad_updates, grad_attn, epsilon):
+    call, dq_part, dk, dv = plan_backward(q, k, v, updates, lse, colsum, grad_updates, grad_attn, epsilon)
+    if call is not None:
+        call.run()
     return dq_part.sum(0).to(q.dtype), dk, dv
 
 

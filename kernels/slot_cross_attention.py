@@ -17,7 +17,11 @@ registers (S and d padded to >= 16 for the tensor cores); queries stream through
   accumulate ``dk = scale * ds^T q`` and ``dv = p^T dout`` in fp32 registers; per-chunk partials
   are summed by the host (deterministic, no atomics).
 - Blocks: ``BLOCK_N`` = 64 queries per tile; ``BLOCK_S`` and ``BLOCK_D``: S and d rounded up to
-  powers of two >= 16, masked (no power-of-two shapes assumed).
+  powers of two >= 16, masked (no power-of-two shapes assumed). Per dtype, GPU target and
+  ``BLOCK_D``, :data:`TUNED` replaces ``BLOCK_N`` and the warps (fp32 backward: 16 rows), chosen
+  with the AOT compile check so that no shipped shape spills registers (docs/perf.md, "Compiled
+  for A100 and H100/H200"); :func:`plan_forward` / :func:`plan_backward` compute every launch, for
+  the op and for that check alike.
 - ``tl.dot`` operands are fp32 ("ieee") for fp32 inputs and bf16 inputs in the interpreter, native
   16-bit with fp32 accumulation otherwise.
 """
@@ -26,7 +30,16 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import check_launchable, chunk_tiles, device_guard, dot_block, dot_config, split_rows
+from ._common import (
+    KernelCall,
+    KernelConfig,
+    LaunchTarget,
+    check_launchable,
+    chunk_tiles,
+    dot_block,
+    dot_config,
+    split_rows,
+)
 from .reference import slot_cross_attention_ref
 
 __all__ = ["slot_cross_attention", "slot_cross_attention_ref"]
@@ -178,47 +191,102 @@ def _num_warps(block_d: int) -> int:
     return 8 if block_d >= 128 else 4
 
 
-def _forward(q, k, v, scale):
+#: Per (kernel, dtype, compute capability, BLOCK_D): the :class:`KernelConfig` replacing the default
+#: (``BLOCK_N``, :func:`_num_warps`, Triton's 3 stages), chosen with the AOT check (docs/perf.md,
+#: "Compiled for A100 and H100/H200") so that no shipped shape spills registers. Anything not
+#: listed (the interpreter among it) takes the default.
+TUNED: dict[tuple[str, torch.dtype, int, int], KernelConfig] = {
+    # fp32 backward: five FMA dots per tile; 64-row tiles spill 0.7 KB (d <= 16) to 7 KB (d = 32,
+    # where ptxas settles on 32 registers) per thread. 16 rows fit; d = 64 needs 8 warps besides.
+    **{("bwd", torch.float32, arch, d): KernelConfig(16, 4) for arch in (80, 90) for d in (16, 32)},
+    **{("bwd", torch.float32, arch, 64): KernelConfig(16, 8) for arch in (80, 90)},
+}
+
+#: Replaces every config when set (kernels/bench_gpu.py's sweep; tests of the AOT check).
+CONFIG_OVERRIDE: KernelConfig | None = None
+
+
+def select_config(kernel_name: str, dtype: torch.dtype, target: LaunchTarget, block_d: int) -> KernelConfig:
+    """The :class:`KernelConfig` of a launch of ``kernel_name`` ("fwd" or "bwd") for inputs of
+    ``dtype`` with head dim padded to ``block_d`` on ``target`` (see :data:`TUNED`)."""
+    if CONFIG_OVERRIDE is not None:
+        return CONFIG_OVERRIDE
+    tuned = TUNED.get((kernel_name, dtype, target.arch, block_d))
+    return tuned if tuned is not None else KernelConfig(BLOCK_N, _num_warps(block_d))
+
+
+def _meta(config: KernelConfig, kernel, dtype: torch.dtype, num_keys: int, block_d: int) -> dict:
+    return dict(
+        BLOCK_N=config.block_n, BLOCK_S=dot_block(num_keys), BLOCK_D=block_d, **dot_config(kernel, dtype),
+        **config.meta(),
+    )  # fmt: skip
+
+
+def plan_forward(q, k, v, scale: float, target: LaunchTarget | None = None):
+    """The forward launch for ``q``, ``k``, ``v`` (checked) on ``target`` (default: their device):
+    ``(call, out, lse)``, the outputs allocated on the inputs' device (the meta device in the AOT
+    check); ``call`` is ``None`` when there is nothing to launch."""
     _check(q, k, v)
     check_launchable(_cross_attn_fwd_kernel, "slot_cross_attention", q, k, v)
+    target = target or LaunchTarget.of(_cross_attn_fwd_kernel, q.device)
     batch, heads, num_queries, dim = q.shape
     num_keys = k.shape[2]
     out = torch.empty((batch, heads, num_queries, dim), device=q.device, dtype=q.dtype)
     lse = torch.empty((batch, heads, num_queries), device=q.device, dtype=torch.float32)
     if out.numel() == 0:
-        return out, lse
+        return None, out, lse
     if num_keys == 0:
         raise ValueError("slot_cross_attention needs at least one key")
     block_d = dot_block(dim)
-    with device_guard(q):
-        _cross_attn_fwd_kernel[(triton.cdiv(num_queries, BLOCK_N), batch * heads)](
-            q, k, v, out, lse, float(scale), heads, num_queries, num_keys, dim,
-            q.stride(), k.stride(), v.stride(),
-            BLOCK_N=BLOCK_N, BLOCK_S=dot_block(num_keys), BLOCK_D=block_d,
-            **dot_config(_cross_attn_fwd_kernel, q.dtype), num_warps=_num_warps(block_d),
-        )  # fmt: skip
+    config = select_config("fwd", q.dtype, target, block_d)
+    args = (
+        q, k, v, out, lse, float(scale), heads, num_queries, num_keys, dim, q.stride(), k.stride(), v.stride(),
+    )  # fmt: skip
+    grid = (triton.cdiv(num_queries, config.block_n), batch * heads)
+    return (
+        KernelCall(
+            _cross_attn_fwd_kernel, grid, args, _meta(config, _cross_attn_fwd_kernel, q.dtype, num_keys, block_d)
+        ),
+        out,
+        lse,
+    )
+
+
+def _forward(q, k, v, scale):
+    call, out, lse = plan_forward(q, k, v, scale)
+    if call is not None:
+        call.run()
     return out, lse
 
 
-def _backward(q, k, v, lse, grad_out, scale):
+def plan_backward(q, k, v, lse, grad_out, scale: float, target: LaunchTarget | None = None):
+    """The backward launch on ``target`` (default: the inputs' device): ``(call, dq, dk_part,
+    dv_part)``; ``call`` is ``None`` when there is nothing to launch (then ``dq`` is zeroed and the
+    partials are ``None``)."""
+    target = target or LaunchTarget.of(_cross_attn_bwd_kernel, q.device)
     batch, heads, num_queries, dim = q.shape
     num_keys = k.shape[2]
     dq = torch.empty((batch, heads, num_queries, dim), device=q.device, dtype=q.dtype)
     if dq.numel() == 0 or num_keys == 0:
-        return dq.zero_(), k.new_zeros(k.shape), v.new_zeros(v.shape)
-    chunks, tiles_per_chunk = split_rows(
-        _cross_attn_bwd_kernel, q.device, triton.cdiv(num_queries, BLOCK_N), batch * heads
-    )
+        return None, dq.zero_(), None, None
+    block_d = dot_block(dim)
+    config = select_config("bwd", q.dtype, target, block_d)
+    chunks, tiles_per_chunk = split_rows(target, triton.cdiv(num_queries, config.block_n), batch * heads)
     dk_part = torch.empty((chunks, batch, heads, num_keys, dim), device=q.device, dtype=torch.float32)
     dv_part = torch.empty_like(dk_part)
-    block_d = dot_block(dim)
-    with device_guard(q):
-        _cross_attn_bwd_kernel[(chunks, batch * heads)](
-            q, k, v, grad_out, lse, dq, dk_part, dv_part, float(scale), heads, num_queries, num_keys, dim,
-            tiles_per_chunk, q.stride(), k.stride(), v.stride(), grad_out.stride(),
-            BLOCK_N=BLOCK_N, BLOCK_S=dot_block(num_keys), BLOCK_D=block_d,
-            **dot_config(_cross_attn_bwd_kernel, q.dtype), num_warps=_num_warps(block_d),
-        )  # fmt: skip
+    args = (
+        q, k, v, grad_out, lse, dq, dk_part, dv_part, float(scale), heads, num_queries, num_keys, dim,
+        tiles_per_chunk, q.stride(), k.stride(), v.stride(), grad_out.stride(),
+    )  # fmt: skip
+    meta = _meta(config, _cross_attn_bwd_kernel, q.dtype, num_keys, block_d)
+    return KernelCall(_cross_attn_bwd_kernel, (chunks, batch * heads), args, meta), dq, dk_part, dv_part
+
+
+def _backward(q, k, v, lse, grad_out, scale):
+    call, dq, dk_part, dv_part = plan_backward(q, k, v, lse, grad_out, scale)
+    if call is None:
+        return dq, k.new_zeros(k.shape), v.new_zeros(v.shape)
+    call.run()
     return dq, dk_part.sum(0).to(k.dtype), dv_part.sum(0).to(v.dtype)
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one prepared GPU check (docs/perf.md, "GPU check"): on a CUDA machine, from the repository
 # root. Installs the carried wheels in .whl/ (scripts/fetch_gpu_wheels.sh) into /tmp/site when
-# diffusers is missing, puts this checkout on the path as `lsd` and `lsd_kernels`, then runs
-# scripts/gpu_check.py, which prints a short table last. Arguments go to gpu_check.py
+# diffusers is missing, puts this checkout on the path as `lsd` and `lsd_kernels`, runs the AOT
+# compile check first (scripts/kernels_aot.py --subset ci: the kernels compiled for A100 and
+# H100/H200 without launching them, table in kernels-aot.md), then scripts/gpu_check.py, which
+# prints a short table last. Fails when either fails. Arguments go to gpu_check.py
 # (--dry-run, --only STEP, --out DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +23,15 @@ if ! "$PY" -c "import lsd, lsd_kernels" 2>/dev/null; then
   mkdir -p /tmp/lsd-path && ln -sfn "$PWD/kernels" /tmp/lsd-path/lsd_kernels
   export PYTHONPATH="$PWD:/tmp/lsd-path${PYTHONPATH:+:$PYTHONPATH}"
 fi
-exec "$PY" scripts/gpu_check.py "$@"
+aot=0
+if [[ " $* " != *" --dry-run "* ]]; then
+  out="${OUT:-gpu-check}"
+  mkdir -p "$out"
+  echo "-- kernels-aot (limit 60 s)"
+  TRITON_INTERPRET=0 timeout 60 "$PY" scripts/kernels_aot.py --subset ci --json "$out/kernels-aot.json" \
+    >"$out/kernels-aot.md" 2>"$out/kernels-aot.log" || aot=$?
+  echo "   exit $aot: $(tail -n 1 "$out/kernels-aot.md")"
+fi
+status=0
+"$PY" scripts/gpu_check.py "$@" || status=$?
+exit $(( status > aot ? status : aot ))
