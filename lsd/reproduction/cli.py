@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["build_parser", "main", "run_from_args"]
+__all__ = ["build_parser", "describe_all", "main", "run_from_args"]
 
 _EXAMPLES = """examples:
   python reproductions/{script}.py                        # stand-in, cpu budget
@@ -26,6 +26,15 @@ def _spec(table: str):
     from lsd.reproduction.tables import SEGMENTATION_TABLES
 
     return SEGMENTATION_TABLES.get(table)
+
+
+def describe_all() -> str:
+    """``--list``: each table, what it measures and on what (the generation table last)."""
+    from lsd.reproduction.generation_table import GENERATION_DESCRIPTION
+    from lsd.reproduction.tables import SEGMENTATION_TABLES, table_names
+
+    parts = [SEGMENTATION_TABLES[name].describe() for name in table_names() if name in SEGMENTATION_TABLES]
+    return "\n\n".join([*parts, GENERATION_DESCRIPTION])
 
 
 def build_parser(table: str) -> argparse.ArgumentParser:
@@ -89,7 +98,7 @@ def run_from_args(table: str, args: argparse.Namespace, here: Path) -> dict:
 
 def main(table: str, argv: list[str] | None = None, here: Path | None = None) -> int:
     """Entry point of ``reproductions/<table>.py``; returns the exit status."""
-    from lsd.reproduction.tables import describe_all, table_names
+    from lsd.reproduction.tables import table_names
 
     if table not in table_names():
         print(f"unknown table {table!r}; expected one of {', '.join(table_names())}", file=sys.stderr)
@@ -112,7 +121,7 @@ def main(table: str, argv: list[str] | None = None, here: Path | None = None) ->
 
 def list_main(argv: list[str] | None = None) -> int:
     """``python -m lsd.reproduction [--list | TABLE [FLAGS...]]`` (``nox -s reproduce -- --list``)."""
-    from lsd.reproduction.tables import describe_all, table_names
+    from lsd.reproduction.tables import table_names
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("--list", "-l"):

@@ -18,7 +18,7 @@ from pathlib import Path
 from lsd.reproduction.runner import Budget, DataPlan, RunOptions, RunState, TableSpec, real_plan, standin_plan
 from lsd.reproduction.table import ROWS, SEGMENTATION_ROWS, MetricRow, probe_rows
 
-__all__ = ["SEGMENTATION_TABLES", "describe_all", "standin_budgets", "table_names"]
+__all__ = ["SEGMENTATION_TABLES", "standin_budgets", "table_names"]
 
 _SMOKE = "CI check of the whole pipeline (minutes): numbers mean nothing"
 
@@ -403,11 +403,3 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
 def table_names() -> list[str]:
     """Every table with a reproduction, in the paper's order, the generation table last."""
     return ["movi-c", "movi-e", "clevr", "clevrtex", "ffhq", "coco", "generation"]
-
-
-def describe_all() -> str:
-    """``--list``: each table, what it measures and on what."""
-    from lsd.reproduction.generation_table import GENERATION_DESCRIPTION
-
-    parts = [SEGMENTATION_TABLES[name].describe() for name in table_names() if name in SEGMENTATION_TABLES]
-    return "\n\n".join([*parts, GENERATION_DESCRIPTION])
