@@ -64,8 +64,12 @@ class GlobImageDataset(Dataset):
             raise FileNotFoundError(f"data folder {root} does not exist")
         files = globlib.glob(os.path.join(str(root), pattern), recursive=True)
         self.files = split_files(files, portion)
+        if not files:
+            raise FileNotFoundError(f"no images match {pattern!r} under {root}")
         if not self.files:
-            raise FileNotFoundError(f"no images match {pattern!r} under {root} (portion {portion})")
+            raise FileNotFoundError(
+                f"portion {list(portion)} selects none of the {len(files)} images matching {pattern!r} under {root}"
+            )
         self.resolution = resolution
         self.flip = flip
         self.dinov2_resolution = dinov2_resolution

@@ -39,6 +39,7 @@ def describe_all() -> str:
 
 def build_parser(table: str) -> argparse.ArgumentParser:
     """The parser of ``reproductions/<table>.py`` (the same flags for every table)."""
+    from lsd.defaults import SEED
     from lsd.reproduction.generation_table import GENERATION_BUDGETS, GENERATION_DESCRIPTION
 
     spec = _spec(table)
@@ -56,7 +57,7 @@ def build_parser(table: str) -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, help="evaluate this checkpoint (ours or the release's); no training")
     parser.add_argument("--budget", choices=list(budgets), default="cpu",
                         help="; ".join(f"{b.name}: {b.description}" for b in budgets.values()))  # fmt: skip
-    parser.add_argument("--seed", type=int, default=42, help="training and evaluation seed (default 42)")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"training and evaluation seed (default {SEED})")
     parser.add_argument("--output", type=Path, help=f"default: outputs/reproduce-{table}-<budget>")
     parser.add_argument(
         "--cache", type=Path, default=Path("data"), help="where stand-ins are generated (default data/)"
