@@ -231,14 +231,22 @@ def learning_rate_phases(records: list[dict[str, Any]], rel_tol: float = 1e-6) -
 def slot_diagnostic(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Summary of the "does the decoder use its slots" diagnostic in a training log.
 
-    Averages the last quarter (at least one) of the records that carry it: the denoising loss
-    with each image's own slots and with slots shuffled across the batch, and their ratio
-    (> 1: the decoder uses the slots). None when the log has no diagnostic.
+    Averages the last quarter (at least one) of the last stage's records that carry it: the
+    denoising loss with each image's own slots and with slots shuffled across the batch, and their
+    ratio (> 1: the decoder uses the slots). A stage starts where the record's ``stage`` changes or
+    its step counter restarts (a run continued with ``init_from``); stages may train other
+    networks on other losses, so their losses are not averaged together. ``curve`` keeps every
+    stage. None when the log has no diagnostic.
     """
     diag = [r for r in records if "loss_right_slots" in r and "loss_shuffled_slots" in r]
     if not diag:
         return None
-    tail = diag[-max(1, len(diag) // 4) :]
+    first = max(
+        (i for i in range(1, len(diag)) if diag[i].get("stage") != diag[i - 1].get("stage") or diag[i]["step"] <= diag[i - 1]["step"]),
+        default=0,
+    )  # fmt: skip
+    stage = diag[first:]
+    tail = stage[-max(1, len(stage) // 4) :]
     right = sum(r["loss_right_slots"] for r in tail) / len(tail)
     shuffled = sum(r["loss_shuffled_slots"] for r in tail) / len(tail)
     return {
