@@ -580,12 +580,27 @@ def heading(state: RunState) -> str:
     )
 
 
+def budget_record(state: RunState) -> dict[str, Any]:
+    """The budget as ``results.json`` records it: the split sizes are the ones the data phase used
+    (a table's stand-in may have its own; real data has its own), not the budget's defaults."""
+    record = asdict(state.budget)
+    spec = state.plan.record.get("spec") or {}
+    for key in ("num_train", "num_validation"):
+        if state.plan.standin and key in spec:
+            record[key] = spec[key]
+        elif not state.plan.standin:
+            record.pop(key)
+    return record
+
+
 def report_phase(state: RunState, start: float) -> dict[str, Any]:
     """Phase 5: table.md, table.csv, results.json; the terminal table. Returns the results record."""
     from lsd.evaluation.report import versions
     from lsd.reproduction.table import TERMINAL_WIDTH, results_table, to_markdown, to_terminal
+    from lsd.reproduction.verdict import verdict_notes
 
     spec, out = state.spec, state.output
+    state.notes += verdict_notes(state.methods, state.budget.name)
     table = results_table(state.methods, spec.paper_dataset, spec.rows)
     label = "stand-in" if state.plan.standin else "real"
     write_text_atomic(out / "table.csv", f"# data: {label}\n" + table.to_csv(float_format="%.4f"))
@@ -595,11 +610,11 @@ def report_phase(state: RunState, start: float) -> dict[str, Any]:
         "task": spec.name,
         "data_label": label,
         "data": state.plan.record,
-        "budget": asdict(state.budget),
+        "budget": budget_record(state),
         "seed": state.opts.seed,
         "train_config": state.train_config.to_dict() if state.train_config is not None else None,
         "methods": state.methods,
-        "results": state.results,
+        **({"results": state.results} if state.results else {}),  # the extra phases' records
         "notes": state.notes,
         "figures": state.figures,
         "versions": versions(),
@@ -613,15 +628,7 @@ def report_phase(state: RunState, start: float) -> dict[str, Any]:
     write_text_atomic(out / "results.json", json.dumps(record, indent=2, default=str) + "\n")
     print(heading(state).splitlines()[0])
     print(to_terminal(table))
-    lines = list(state.notes)
-    for name, method in state.methods.items():
-        diag = method.get("diagnostic")
-        if diag:
-            lines.append(
-                f"{name}: denoising loss with own slots {diag['loss_right_slots']:.4f}, with shuffled slots "
-                f"{diag['loss_shuffled_slots']:.4f} (x{diag['shuffled_over_right']:.2f})"
-            )
-    for line in lines:
+    for line in state.notes:
         print(textwrap.fill(line, TERMINAL_WIDTH, subsequent_indent="  "))
     print(f"results.json, table.md, table.csv and figures in {record['wall_seconds']:.0f} s:\n{out}")
     return record
@@ -645,7 +652,7 @@ def run_table(spec: TableSpec, opts: RunOptions) -> dict[str, Any]:
 
 __all__ = [
     "BUDGET_NAMES", "Budget", "DataPlan", "Method", "RunOptions", "RunState", "TableSpec", "baseline_segmenters",
-    "check_options", "check_resumable", "data_phase", "evaluate_model", "evaluate_phase", "figures_phase",
+    "budget_record", "check_options", "check_resumable", "data_phase", "evaluate_model", "evaluate_phase", "figures_phase",
     "learning_rate_phases", "load_any_checkpoint", "real_plan", "read_train_log", "reconstruct", "report_phase",
     "run_table", "slot_diagnostic", "standin_plan", "train_config_of", "train_model", "train_phase",
 ]  # fmt: skip

@@ -326,7 +326,7 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
                 sample_steps=5,
                 figure_images=2,
             ),
-            "cpu": Budget("cpu", "synth-cpu", "the default: 1,500 steps from scratch, 5 to 14 minutes on 2 CPU cores"),
+            "cpu": Budget("cpu", "synth-cpu", "the default: 1,500 steps from scratch (a measured time: README)"),
             "paper": Budget("paper", "movi-e-paper", "the release's recipe (GPUs, days); needs --data"),
         },  # fmt: skip
         data=_movi_e_data,
@@ -384,7 +384,7 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
     "coco": TableSpec(
         standin_text="synthetic scenes as COCO instances (amodal, overlapping masks; crowds)",
         name="coco",
-        title="COCO reproduction (Stable-LSD object discovery)",
+        title="COCO reproduction (object discovery; the paper's model: Stable-LSD)",
         dataset="COCO 2017",
         paper_dataset="coco",
         metrics="FG-ARI with pixels of overlapping instances ignored, mBO over instance masks (DINOSAUR-style "
