@@ -119,8 +119,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``lsd reconstruct``'s figure: the first :data:`FIGURE_IMAGES` inputs beside their reconstructions.
+FIGURE_NAME, FIGURE_IMAGES = "inputs-vs-reconstructions.png", 8
+
+
 def _reconstruct(args: argparse.Namespace) -> int:
-    """Images -> slots -> decoded images, one PNG per input (same relative path, ``.png``)."""
+    """Images -> slots -> decoded images, one PNG per input (same relative path, ``.png``), and a
+    figure of the first inputs beside their reconstructions (:data:`FIGURE_NAME`)."""
     from pathlib import Path
 
     import numpy as np
@@ -156,6 +161,10 @@ def _reconstruct(args: argparse.Namespace) -> int:
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     root, output = Path(args.images), Path(args.output)
+    figure = output / FIGURE_NAME
+    if any(output / Path(f).relative_to(root).with_suffix(".png") == figure for f in dataset.files):
+        raise ValueError(f"{args.images}: an input would be written to {figure}, the figure's name; rename it")
+    shown: list[tuple[str, torch.Tensor, torch.Tensor]] = []  # (name, input, reconstruction) for the figure
     for start in tqdm(range(0, len(dataset), args.batch_size), desc="reconstruct", unit="batch"):
         indices = range(start, min(start + args.batch_size, len(dataset)))
         items = [dataset[i] for i in indices]
@@ -172,11 +181,18 @@ def _reconstruct(args: argparse.Namespace) -> int:
             sampler=args.sampler,
             generator=[torch.Generator().manual_seed(s) for s in seeds],
         )
-        for i, image in zip(indices, out.images, strict=True):
+        for i, image, item in zip(indices, out.images, items, strict=True):
             target = output / Path(dataset.files[i]).relative_to(root).with_suffix(".png")
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(target, lambda tmp, image=image: image.save(tmp, format="PNG"))
-    print(f"{len(dataset)} reconstructions in {output}")
+            if len(shown) < FIGURE_IMAGES:
+                decoded = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+                shown.append((str(Path(dataset.files[i]).relative_to(root)), item["pixel_values"], decoded))
+    from lsd.figures import plot_image_grid
+
+    pairs = torch.stack([torch.stack([inp, rec]) for _, inp, rec in shown])  # (n, 2, 3, R, R)
+    plot_image_grid(pairs, figure, ["input", "decoded from its slots"], [name for name, _, _ in shown], cell=2.0)
+    print(f"{len(dataset)} reconstructions in {output}; the first {len(shown)} beside their inputs in {figure}")
     return 0
 
 
@@ -291,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     reconstruct.add_argument(
         "--model", required=True, help="lsd model folder, lsd training checkpoint (or run) or release checkpoint"
     )
-    reconstruct.add_argument("--output", required=True, help="folder for the reconstructions (PNG, same names)")
+    reconstruct.add_argument("--output", required=True, help="folder for the reconstructions (PNG, same names) "
+                             f"and {FIGURE_NAME}")  # fmt: skip
     reconstruct.add_argument(
         "--vae", default=None, help="autoencoder (local folder or cached repo id): release checkpoints"
     )

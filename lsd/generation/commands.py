@@ -1,7 +1,7 @@
 """``lsd compose``, ``lsd edit`` and ``lsd evaluate-generation`` (registered by :mod:`lsd.cli`).
 
 Each writes ``results.json`` (the pinned protocol: images, sampler, steps, seeds; the checkpoint
-and data) and PNG figures into ``--output``. Figures are 64 px tiles at 2x (nearest neighbour).
+and data) and PNG figures into ``--output``, every row and column labelled.
 """
 
 from __future__ import annotations
@@ -129,25 +129,28 @@ def generation_table(record: dict[str, Any]) -> str:
     return f"features: {distances['features']}\n{table.to_string()}"
 
 
-def _tiles(images: torch.Tensor, columns: int) -> list[torch.Tensor]:
-    """``(N, 3, R, R)`` -> the column list :func:`lsd.figures.grid_png` takes (row-major order)."""
+def _write_labelled(columns: dict[str, torch.Tensor], path: Path, row_labels: list[str]) -> None:
+    """A figure of labelled columns (title -> ``(N, 3, R, R)`` in [-1, 1]), one row per image."""
     import torch
 
-    rows = -(-len(images) // columns)
-    padded = (
-        torch.cat([images, torch.ones(rows * columns - len(images), *images.shape[1:])])
-        if len(images) % columns
-        else images
-    )
-    return [padded[c::columns] for c in range(columns)]
+    from lsd.figures import plot_image_grid
+
+    plot_image_grid(torch.stack([c.float().cpu() for c in columns.values()], dim=1), path, list(columns), row_labels)
 
 
-def _write_grid(columns: list[torch.Tensor], path: Path) -> None:
+def _write_scenes(images: torch.Tensor, columns: int, path: Path, what: str) -> None:
+    """``(N, 3, R, R)`` scenes in rows of ``columns``: row ``i`` is labelled with its scene numbers,
+    each column with its place in the row (scene = row's first + column - 1); blank tiles pad."""
     import torch
 
-    from lsd.figures import grid_png
+    from lsd.figures import plot_image_grid
 
-    grid_png([torch.nn.functional.interpolate(c.float().cpu(), scale_factor=2, mode="nearest") for c in columns], path)
+    count = len(images)
+    rows = -(-count // columns)
+    padded = torch.cat([images.float().cpu(), torch.ones(rows * columns - count, *images.shape[1:])])
+    labels = [f"{what} {r * columns + 1}-{min(count, (r + 1) * columns)}" for r in range(rows)]
+    titles = [f"+{c}" if c else "first" for c in range(columns)]
+    plot_image_grid(padded.reshape(rows, columns, *images.shape[1:]), path, titles, labels)
 
 
 def _write_results(output: Path, record: dict[str, Any]) -> None:
@@ -196,7 +199,7 @@ def _compose(args: argparse.Namespace) -> int:
     ])  # fmt: skip
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    _write_grid(_tiles(images, args.columns), output / "compositions.png")
+    _write_scenes(images, args.columns, output / "compositions.png", "composed scenes")
     record = {"command": "compose", "protocol": protocol_record(_protocol(args, max(args.num, 2))) | {"num_images": args.num},
               "library": {"folder": str(Path(args.library).resolve()), "num_concepts": library.num_concepts,
                           "num_background_concepts": library.num_background_concepts, **library.meta},
@@ -226,14 +229,13 @@ def _edit(args: argparse.Namespace) -> int:
     num_slots = model.slot_attention.config.num_slots
     donor = scenes.real[torch.tensor(scenes.donor)]
     removal_mask = overlay(scenes.real, scenes.segmentation, num_slots)
-    columns = {
-        "edits.png": [scenes.real, removal_mask, scenes.own, scenes.edited["removal"][0], donor,
-                      scenes.edited["insertion"][0], scenes.edited["background"][0]],
-    }  # fmt: skip
+    columns = {"image": scenes.real, "its slots": removal_mask, "decoded from\nits slots": scenes.own,
+               "largest object\nremoved": scenes.edited["removal"][0], "donor\n(next image)": donor,
+               "donor's object\ninserted": scenes.edited["insertion"][0],
+               "donor's\nbackground": scenes.edited["background"][0]}  # fmt: skip
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    for name, cols in columns.items():
-        _write_grid(cols, output / name)
+    _write_labelled(columns, output / "edits.png", [f"image {i}" for i in range(len(real))])
     record = {
         "command": "edit", "protocol": protocol_record(protocol), "edits": score_edits(scenes, num_slots),
         "per_image": [{"image": i, "background_slot": int(scenes.background[i]), "removed_slot": scenes.removed[i],
@@ -268,9 +270,10 @@ def _evaluate_generation(args: argparse.Namespace) -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     shown = min(8, args.num_images)
-    _write_grid([images["real"][:shown], images["own_slots"][:shown]], output / "reconstructions.png")
-    _write_grid(_tiles(images["composed"][:16], 4), output / "compositions.png")
-    _write_grid(_tiles(images["shuffled"][:16], 4), output / "shuffled.png")
+    _write_labelled({"held-out image": images["real"][:shown], "decoded from\nits own slots": images["own_slots"][:shown]},
+                    output / "reconstructions.png", [f"image {i}" for i in range(shown)])  # fmt: skip
+    _write_scenes(images["composed"][:16], 4, output / "compositions.png", "composed scenes")
+    _write_scenes(images["shuffled"][:16], 4, output / "shuffled.png", "shuffled-slot scenes")
     record |= {"command": "evaluate-generation", "library": {"folder": str(Path(args.library).resolve()), **library.meta},
                **_base_record(args, folder, start),
                "figures": {"reconstructions.png": "columns: image | decoded from its own slots",

@@ -36,8 +36,8 @@ def test_compose_builds_saves_and_reuses_the_library_and_pins_the_protocol(folde
     record = json.loads((tmp_path / "a" / "results.json").read_text())
     assert record["protocol"]["num_images"] == 5 and record["protocol"]["num_inference_steps"] == 2
     assert record["protocol"]["sampler"] == "dpm" and record["library"]["split"] == "train"
-    with Image.open(tmp_path / "a" / "compositions.png") as figure:  # 2 rows x 4 columns of 2x tiles
-        assert figure.size == (4 * 64, 2 * 64)
+    with Image.open(tmp_path / "a" / "compositions.png") as figure:  # 2 labelled rows x 4 titled columns
+        assert figure.size[0] > 1.5 * figure.size[1] > 300
     before = (library / "concepts.safetensors").read_bytes()
     # the same recipe reuses the library and gives the same images
     assert _run("compose", model, data, tmp_path / "b", "--library", str(library), "--num", "5", *LIBRARY) == 0
@@ -73,8 +73,8 @@ def test_edit_and_evaluate_generation_write_results_and_figures(folders, tmp_pat
     record = json.loads((tmp_path / "edit" / "results.json").read_text())
     assert record["protocol"]["num_images"] == 4 and len(record["per_image"]) == 4
     assert set(record["edits"]) >= {"removal", "insertion", "background", "num_scenes"}
-    with Image.open(tmp_path / "edit" / "edits.png") as figure:
-        assert figure.size == (7 * 64, 4 * 64)
+    with Image.open(tmp_path / "edit" / "edits.png") as figure:  # 4 labelled rows x 7 titled columns
+        assert 1.2 * figure.size[1] < figure.size[0] < 2.5 * figure.size[1]
     out = tmp_path / "eval"
     assert (
         _run("evaluate-generation", model, data, out, "--library", str(tmp_path / "lib"), "--num-images", "4", *LIBRARY)
