@@ -171,17 +171,21 @@ def _dataset_phase(name: str, opts: RunOptions, budget: Budget, output: Path, in
 
 
 def _figure(per_dataset: dict[str, dict[str, Any]], path: Path, shown: int) -> None:
-    """One block per dataset: held-out images, own-slot reconstructions, compositions (first model)."""
-    from lsd.figures import _image, _panel_grid
+    """One block per dataset: held-out images, own-slot reconstructions, compositions (first model);
+    every row labelled with its dataset and kind, columns numbered."""
+    from lsd.figures import plot_image_grid
 
-    rows = []
+    rows, labels = [], []
     for name, record in per_dataset.items():
-        first = next(iter(record["models"].values()))
-        images = first["images"]
+        images = next(iter(record["models"].values()))["images"]
+        count = min(shown, *(images[kind].shape[0] for kind in ("real", "own_slots", "composed")))
         for kind, title in (("real", "held-out"), ("own_slots", "own slots"), ("composed", "composed")):
-            rows.append([(f"{_NAMES[name]} {title}" if j == 0 else "", _image(images[kind][j]))
-                         for j in range(min(shown, images[kind].shape[0]))])  # fmt: skip
-    _panel_grid(rows, path, cell=1.1, fontsize=6)
+            rows.append(images[kind][:count].float().cpu())
+            labels.append(f"{_NAMES[name]}\n{title}")
+    count, size = min(r.shape[0] for r in rows), rows[0].shape[-2:]
+    same = [torch.nn.functional.interpolate(r[:count], size=size, mode="nearest") for r in rows]  # datasets' sizes
+    grid = torch.stack(same)  # (rows, count, 3, R, R)
+    plot_image_grid(grid, path, [f"image {j}" for j in range(count)], labels, cell=1.1)
 
 
 def run_generation_table(opts: RunOptions, here: Path | None = None) -> dict[str, Any]:

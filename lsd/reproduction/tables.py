@@ -184,6 +184,12 @@ def _ffhq_part_swaps(state: RunState) -> None:
         )  # fmt: skip
         images = scores.pop("images")
         state.methods[method.label]["part_swap"] = scores
+        changed = scores["mean"]["changed_rate"]
+        if changed is not None and changed < 1:
+            state.notes.append(
+                f"{method.label}: {100 * (1 - changed):.1f} % of part swaps changed nothing in the part's region "
+                "(within one 8-bit level of the unswapped reconstruction); 'rest kept' counts those too."
+            )
         if "part_swaps" not in state.figures:  # the first pairs (every score covers all of them)
             shown = {k: v[:FIGURE_PAIRS] for k, v in images.items()}
             plot_part_swaps(shown, state.output / "part_swaps.png")
@@ -280,6 +286,7 @@ _CLEVR_ROWS = (
 _FFHQ_ROWS = (
     *(MetricRow(f"part {r.label}", r.ours, None, r.percent, r.short) for r in SEGMENTATION_ROWS),
     MetricRow("part swap success %", ("part_swap", "mean.success_rate"), None, True, "swap ok"),
+    MetricRow("part swap: part changed %", ("part_swap", "mean.changed_rate"), None, True, "changed"),
     MetricRow("part swap: rest kept %", ("part_swap", "mean.kept_rate"), None, True, "kept"),
     MetricRow("part swap MAE to donor", ("part_swap", "mean.mae_to_donor"), None, False, "MAE donor"),
     MetricRow("part swap MAE to original", ("part_swap", "mean.mae_to_original"), None, False, "MAE orig"),
