@@ -293,9 +293,12 @@ def evaluate_generation(
     scenes = edit_scenes(model, real, p, decode, progress)
     generators = lambda: image_generators(p.seed, indices, model.device)  # noqa: E731
     composed_slots = library.compose(p.num_images, torch.Generator().manual_seed(p.seed)).to(scenes.slots)
+    bar = tqdm(total=3, desc="compositions, shuffled slots, distances", disable=not progress)
     composed = _batched(decode, composed_slots, generators(), p.batch_size)
+    bar.update()
     shuffled_slots = shuffle_slots(scenes.slots, torch.Generator().manual_seed(p.seed))
     shuffled = _batched(decode, shuffled_slots, generators(), p.batch_size)
+    bar.update()
 
     extractor = inception if inception is not None else FallbackFeatures()
     to_unit = (lambda x: (x + 1) / 2) if inception is not None else (lambda x: x)  # Inception takes [0, 1]
@@ -304,6 +307,8 @@ def evaluate_generation(
         name: fid_from_features(_features(to_unit(images), extractor, p.batch_size), real_features)
         for name, images in (("own_slots", scenes.own), ("composed", composed), ("shuffled", shuffled))
     }
+    bar.update()
+    bar.close()
     return {
         "protocol": protocol_record(p),
         "reconstruction": {

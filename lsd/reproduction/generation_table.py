@@ -135,7 +135,7 @@ def _dataset_phase(name: str, opts: RunOptions, budget: Budget, output: Path, in
     train_config = train_config_of(sub, budget, plan, output / "train" / name)
     models: list[Method] = []
     if sub.checkpoint is None:
-        trained = train_model(train_config)
+        trained = train_model(train_config, progress=opts.progress)
         if trained is None:
             return {}
         model, result, log = trained

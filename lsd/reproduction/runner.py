@@ -374,14 +374,14 @@ def check_resumable(train_config) -> None:
         )
 
 
-def train_model(train_config):
+def train_model(train_config, progress: bool = True):
     """Train (or resume the same recipe in) ``train_config.output_dir``; returns ``(model, result,
-    log)``, or None on a non-main process of a multi-process run."""
+    log)``, or None on a non-main process of a multi-process run. ``progress``: the trainer's bar."""
     from lsd.models.lsd import LatentSlotDiffusion
     from lsd.training.trainer import train
 
     check_resumable(train_config)
-    result = train(train_config, resume="latest")
+    result = train(train_config, resume="latest", progress=progress)
     if int(os.environ.get("RANK", "0")) != 0:
         return None  # multi-process training: the main process evaluates
     if result.checkpoint is None:
@@ -412,7 +412,7 @@ def train_phase(state: RunState) -> bool:
     opts, tag = state.opts, state.tag
     if opts.checkpoint is None:
         state.train_config = train_config_of(opts, state.budget, state.plan, state.output / "train")
-        trained = train_model(state.train_config)
+        trained = train_model(state.train_config, progress=opts.progress)
         if trained is None:
             return False
         model, result, log = trained

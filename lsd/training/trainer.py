@@ -466,10 +466,13 @@ class Trainer:
         tracker = acc.get_tracker("tensorboard", unwrap=True)
         tracker.add_image("validation", grid, self.step, dataformats="HWC")
 
-    def train(self, resume: str | os.PathLike | None = None, overwrite: bool = False) -> TrainResult:
+    def train(
+        self, resume: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True
+    ) -> TrainResult:
         """Train to ``train.max_steps``. ``resume``: ``None`` (a fresh run: the output folder must
         hold no files unless ``overwrite``, which removes the earlier run's), ``"latest"`` or a
-        checkpoint folder (see :func:`resolve_resume`)."""
+        checkpoint folder (see :func:`resolve_resume`). ``progress``: the main process's tqdm bar
+        (its postfix: the last step's loss)."""
         acc, loop = self.accelerator, self.config.train
         start = time.perf_counter()
         replaced = check_run_folder(self.output_dir, resume, overwrite)
@@ -493,7 +496,9 @@ class Trainer:
         acc.init_trackers("lsd", config={"name": self.config.name}, init_kwargs=tracker_kwargs)
         accum = loop.grad_accum
         loader = iter(self._loader(self.step * accum, loop.max_steps * accum))
-        bar = tqdm(total=loop.max_steps, initial=self.step, desc="train", disable=not acc.is_main_process)
+        bar = tqdm(
+            total=loop.max_steps, initial=self.step, desc="train", disable=not (progress and acc.is_main_process)
+        )
         self.model.train()
         last_checkpoint = checkpoint
         while self.step < loop.max_steps:
@@ -517,6 +522,7 @@ class Trainer:
             bar.update(1)
 
             loss = self._reduce_mean(torch.stack(losses).mean())
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # this step's loss (logged every log_every)
             if self.step % loop.log_every == 0 or self.step == loop.max_steps:
                 record = {"step": self.step, "loss": loss, "lr": self.lr_scheduler.get_last_lr()[-1],
                           "seconds": time.perf_counter() - start}  # fmt: skip
@@ -524,7 +530,6 @@ class Trainer:
                 if loop.diagnostic_every and self.step % loop.diagnostic_every == 0:
                     record.update(self._slot_diagnostic(batch, micro_step))
                 self._log(record)
-                bar.set_postfix(loss=f"{loss:.4f}")
             if self.step % self.config.checkpoint.every == 0 or self.step == loop.max_steps:
                 last_checkpoint = self.save_checkpoint({"loss": loss})
             if self.config.validation.every and self.step % self.config.validation.every == 0:
@@ -537,13 +542,15 @@ class Trainer:
         return TrainResult(self.step, self.output_dir, last_checkpoint, time.perf_counter() - start)
 
 
-def train(config: TrainConfig, resume: str | os.PathLike | None = None, overwrite: bool = False) -> TrainResult:
+def train(
+    config: TrainConfig, resume: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True
+) -> TrainResult:
     """Train with ``config`` (see :class:`Trainer`); the output folder and ``resume`` are checked
     before the data and autoencoder stages run."""
     check_run_folder(config.output_dir, resume, overwrite)
     resolve_resume(resume, config.output_dir)
     _check_slot_attention(config.model)
-    return Trainer(config).train(resume=resume, overwrite=overwrite)
+    return Trainer(config).train(resume=resume, overwrite=overwrite, progress=progress)
 
 
 def _check_slot_attention(model: str | dict) -> None:
