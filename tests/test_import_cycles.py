@@ -1,4 +1,5 @@
-"""No import cycle between the modules of ``lsd`` and ``lsd_kernels``.
+"""No import cycle between the modules of ``lsd`` and ``lsd_kernels``, and no private name
+(``_helper``) imported from another module.
 
 Imports run one way (docs/architecture.md): reproduction -> evaluation / generation / pipelines /
 training -> models -> kernels, with data and the ground-floor helpers below. Every import counts,
@@ -8,6 +9,9 @@ import-linter), the strongly connected components from scipy.
 """
 
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import grimp
 import numpy as np
@@ -71,3 +75,26 @@ def test_import_cycles_finds_a_lazy_cycle_and_ignores_type_checking(package_with
     graph = build_graph(package_with_cycle)
     graph.add_import(importer="cyclepkg.a", imported="cyclepkg.c")  # c -> a is TYPE_CHECKING only: no cycle
     assert import_cycles(graph) == [["cyclepkg.a", "cyclepkg.b", "cyclepkg.a"]]
+
+
+def private_imports(root: Path) -> list[str]:
+    """``file: from module import _name`` for every private name a module imports from another one
+    (private modules such as ``lsd._atomic`` are fine; their public names are the point)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                found += [f"{path}: from {'.' * node.level}{node.module or ''} import {name}" for name in names]
+    return found
+
+
+def test_no_private_name_is_imported_across_modules():
+    repo = Path(__file__).resolve().parents[1]
+    found = private_imports(repo / "lsd") + private_imports(repo / "kernels")
+    assert not found, "private names used outside their module:\n" + "\n".join(found)
+
+
+def test_private_imports_are_found(tmp_path):
+    (tmp_path / "a.py").write_text("from pkg.mod import _helper, public\nfrom ._x import name\nfrom . import __x__\n")
+    assert private_imports(tmp_path) == [f"{tmp_path / 'a.py'}: from pkg.mod import _helper"]

@@ -106,13 +106,13 @@ def _per_dataset_options(opts: RunOptions, name: str) -> RunOptions:
 
 
 def _real_reference(train_images, held_out: torch.Tensor, extractor, to_unit, batch_size: int) -> float:
-    from lsd.generation.evaluate import _features
+    from lsd.generation.evaluate import image_features
     from lsd.metrics.fid import fid_from_features
 
     count = min(len(train_images), held_out.shape[0])
     real_train = torch.stack([train_images[i]["pixel_values"] for i in range(count)])
-    return fid_from_features(_features(to_unit(real_train), extractor, batch_size),
-                             _features(to_unit(held_out), extractor, batch_size))  # fmt: skip
+    return fid_from_features(image_features(to_unit(real_train), extractor, batch_size),
+                             image_features(to_unit(held_out), extractor, batch_size))  # fmt: skip
 
 
 def _dataset_phase(name: str, opts: RunOptions, budget: Budget, output: Path, inception) -> dict[str, Any]:
