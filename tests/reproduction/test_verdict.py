@@ -30,6 +30,11 @@ def test_a_model_below_the_grid_has_not_discovered_objects_and_one_above_has():
     assert not any("k-means" in line for line in notes)
 
 
+def test_level_losses_say_the_decoder_does_not_use_its_slots():
+    methods = {"m": {"role": "trained", "metrics": {}, "diagnostic": {**DIAG, "shuffled_over_right": 1.001}}}
+    assert verdict_notes(methods, "cpu")[0].endswith("(x1.00): the decoder does not use its slots.")
+
+
 def test_smoke_numbers_are_said_to_mean_nothing_and_judge_nothing():
     notes = verdict_notes(_methods(0.3303, 0.5903), "smoke")
     assert notes[0] == "Smoke budget: a check that the whole pipeline runs; its numbers mean nothing."
