@@ -54,7 +54,7 @@ def _movi_e_data(spec: TableSpec, opts: RunOptions, budget: Budget) -> DataPlan:
     if opts.data is None:
         overrides = [f"data.root={opts.cache}"]
         data = load_train_config(budget.train_config, [*budget.train_overrides, *overrides, *opts.overrides]).data
-        folder = synth_dataset_dir(data)
+        folder = synth_dataset_dir(data, progress=opts.progress)  # generated here, before training
         return DataPlan(
             standin=True,
             train_overrides=overrides,

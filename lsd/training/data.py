@@ -30,8 +30,9 @@ from lsd.data.images import GlobImageDataset
 from lsd.training.config import DataConfig
 
 
-def synth_dataset_dir(config: DataConfig) -> Path:
-    """Where the synthetic stand-in for ``config`` lives (generated on first use)."""
+def synth_dataset_dir(config: DataConfig, progress: bool = True) -> Path:
+    """Where the synthetic stand-in for ``config`` lives (generated on first use; ``progress``: the
+    generator's bar)."""
     from lsd.data.synthetic import SynthSpec, write_dataset
 
     spec = SynthSpec(
@@ -47,7 +48,7 @@ def synth_dataset_dir(config: DataConfig) -> Path:
         num_validation=config.synth_num_validation,
     )
     root = Path(config.root or "data")
-    return write_dataset(root, spec)
+    return write_dataset(root, spec, progress=progress)
 
 
 class ReaderImages(Dataset):
