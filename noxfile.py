@@ -51,8 +51,17 @@ def _script(table: str) -> str:
     return f"reproductions/{table.replace('-', '_')}.py"
 
 
+#: Tables handed to `reproduce` in this nox call: nox runs a notified session once per call, so a
+#: second request would be dropped silently; it is refused instead.
+_NOTIFIED: list[str] = []
+
+
 def _reproduce(table: str):
     def session(session: nox.Session) -> None:
+        if _NOTIFIED:
+            session.error(f"one reproduce session per nox call ({_NOTIFIED[0]} is queued): run "
+                          f"`nox -s reproduce-{table}` on its own, or `nox -s reproduce-smoke` for every table")  # fmt: skip
+        _NOTIFIED.append(f"reproduce-{table}")
         session.notify("reproduce", [table, *session.posargs])  # runs in the one shared environment
 
     session.__doc__ = (
@@ -102,6 +111,9 @@ def reproduce(session: nox.Session) -> None:
 @nox.session(python=False, name="reproduce-smoke")
 def reproduce_smoke(session: nox.Session) -> None:
     """Every table at the smoke budget, one after another (CI): `nox -s reproduce-smoke [-- --cache DIR]`."""
+    if _NOTIFIED:
+        session.error(f"one reproduce session per nox call ({_NOTIFIED[0]} is queued): run reproduce-smoke on its own")
+    _NOTIFIED.append("reproduce-smoke")
     session.notify("reproduce", ["--smoke", *session.posargs])
 
 
