@@ -557,10 +557,12 @@ def figures_phase(state: RunState) -> None:
     if state.logs:
         plot_training_curves(state.logs, out / "training_curve.png")
         state.figures["training_curve"] = "training_curve.png"
+    from tqdm.auto import tqdm
+
+    decoders = [m for m in state.models if m.model.vae is not None]
     recons = {
         m.label: reconstruct(m.model, ex["pixel_values"], state.opts.seed, state.budget.sample_steps)
-        for m in state.models
-        if m.model.vae is not None
+        for m in tqdm(decoders, desc="reconstructions", unit="model", disable=not state.opts.progress)
     }
     state.figures["reconstructions"] = None
     if recons:
