@@ -4,10 +4,15 @@
 (every kernel compiled for A100 and H100/H200, no GPU needed).
 
 Every session installs the CPU build of torch==2.13.0 first (it is on local disk on our machines;
-a looser requirement would pull a multi-GB CUDA build), then the project.
+a looser requirement would pull a multi-GB CUDA build), then the project. The reproduce sessions
+share one environment, `.nox/reproduce`, which installs the project (editable) once per
+pyproject.toml: a second reproduce session starts in seconds.
 """
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
 
 import nox
 
@@ -43,39 +48,74 @@ def lint(session: nox.Session) -> None:
 TABLES = ("movi-c", "movi-e", "clevr", "clevrtex", "ffhq", "coco", "generation")
 
 
+def _script(table: str) -> str:
+    return f"reproductions/{table.replace('-', '_')}.py"
+
+
+#: Tables handed to `reproduce` in this nox call: nox runs a notified session once per call, so a
+#: second request would be dropped silently; it is refused instead.
+_NOTIFIED: list[str] = []
+
+
 def _reproduce(table: str):
     def session(session: nox.Session) -> None:
-        install_project(session)
-        session.run("python", f"reproductions/{table.replace('-', '_')}.py", *session.posargs)
+        if _NOTIFIED:
+            session.error(f"one reproduce session per nox call ({_NOTIFIED[0]} is queued): run "
+                          f"`nox -s reproduce-{table}` on its own, or `nox -s reproduce-smoke` for every table")  # fmt: skip
+        _NOTIFIED.append(f"reproduce-{table}")
+        session.notify("reproduce", [table, *session.posargs])  # runs in the one shared environment
 
     session.__doc__ = (
         f"The {table} table: `nox -s reproduce-{table} [-- --budget smoke|cpu|paper --data DIR --checkpoint DIR ...]`. "
         "Without arguments: its stand-in at the cpu budget, beside the learning-free baselines "
-        f"(flags: `python reproductions/{table.replace('-', '_')}.py --help`)."
+        f"(flags: `python {_script(table)} --help`)."
     )
     return session
 
 
+# The reproduce-<table> sessions make no environment of their own: each hands its table and flags to
+# `reproduce`, so every table runs in one environment (.nox/reproduce), built once.
 for _table in TABLES:
-    nox.session(python="3.11", name=f"reproduce-{_table}")(_reproduce(_table))
+    nox.session(python=False, name=f"reproduce-{_table}")(_reproduce(_table))
+
+
+def install_once(session: nox.Session, extras: str = "") -> None:
+    """Install torch and the project (editable) unless this environment already holds this
+    pyproject.toml's install: a second session starts in seconds."""
+    stamp = Path(session.virtualenv.location) / ".lsd-install"
+    recipe = hashlib.sha256(Path("pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    if stamp.is_file() and stamp.read_text() == recipe:
+        session.log(f"{session.virtualenv.location} holds the project already (editable)")
+        return
+    session.install(TORCH)
+    session.install("-e", f".[{extras}]" if extras else ".")
+    stamp.write_text(recipe)
 
 
 @nox.session(python="3.11")
 def reproduce(session: nox.Session) -> None:
-    """`nox -s reproduce -- --list` names every table; `nox -s reproduce -- TABLE [FLAGS]` runs one."""
-    install_project(session)
-    session.run("python", "-m", "lsd.reproduction", *(session.posargs or ["--list"]))
+    """`nox -s reproduce -- --list` names every table; `nox -s reproduce -- TABLE [FLAGS]` runs one
+    (`nox -s reproduce-TABLE` and `reproduce-smoke` run here too: one environment for them all)."""
+    install_once(session)
+    args = session.posargs or ["--list"]
+    if args[0] == "--smoke":  # from reproduce-smoke: every table at the smoke budget
+        cache = args[1:] or ["--cache", ".ci-data"]
+        for table in TABLES:
+            session.run("python", _script(table), "--budget", "smoke", "--output", f".ci-outputs/reproduce-{table}-smoke",
+                        "--no-progress", *cache)  # fmt: skip
+    elif args[0] in TABLES:
+        session.run("python", _script(args[0]), *args[1:])
+    else:
+        session.run("python", "-m", "lsd.reproduction", *args)
 
 
-@nox.session(python="3.11", name="reproduce-smoke")
+@nox.session(python=False, name="reproduce-smoke")
 def reproduce_smoke(session: nox.Session) -> None:
     """Every table at the smoke budget, one after another (CI): `nox -s reproduce-smoke [-- --cache DIR]`."""
-    install_project(session)
-    cache = session.posargs or ["--cache", ".ci-data"]
-    for table in TABLES:
-        script = f"reproductions/{table.replace('-', '_')}.py"
-        session.run("python", script, "--budget", "smoke", "--output", f".ci-outputs/reproduce-{table}-smoke",
-                    "--no-progress", *cache)  # fmt: skip
+    if _NOTIFIED:
+        session.error(f"one reproduce session per nox call ({_NOTIFIED[0]} is queued): run reproduce-smoke on its own")
+    _NOTIFIED.append("reproduce-smoke")
+    session.notify("reproduce", ["--smoke", *session.posargs])
 
 
 @nox.session(python="3.11")

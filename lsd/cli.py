@@ -131,8 +131,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``lsd reconstruct``'s figure: the first :data:`FIGURE_IMAGES` inputs beside their reconstructions.
+FIGURE_NAME, FIGURE_IMAGES = "inputs-vs-reconstructions.png", 8
+
+
 def _reconstruct(args: argparse.Namespace) -> int:
-    """Images -> slots -> decoded images, one PNG per input (same relative path, ``.png``)."""
+    """Images -> slots -> decoded images, one PNG per input (same relative path, ``.png``), and a
+    figure of the first inputs beside their reconstructions (:data:`FIGURE_NAME`)."""
     from pathlib import Path
 
     import numpy as np
@@ -168,6 +173,10 @@ def _reconstruct(args: argparse.Namespace) -> int:
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     root, output = Path(args.images), Path(args.output)
+    figure = output / FIGURE_NAME
+    if any(output / Path(f).relative_to(root).with_suffix(".png") == figure for f in dataset.files):
+        raise ValueError(f"{args.images}: an input would be written to {figure}, the figure's name; rename it")
+    shown: list[tuple[str, torch.Tensor, torch.Tensor]] = []  # (name, input, reconstruction) for the figure
     for start in tqdm(range(0, len(dataset), args.batch_size), desc="reconstruct", unit="batch"):
         indices = range(start, min(start + args.batch_size, len(dataset)))
         items = [dataset[i] for i in indices]
@@ -184,11 +193,18 @@ def _reconstruct(args: argparse.Namespace) -> int:
             sampler=args.sampler,
             generator=[torch.Generator().manual_seed(s) for s in seeds],
         )
-        for i, image in zip(indices, out.images, strict=True):
+        for i, image, item in zip(indices, out.images, items, strict=True):
             target = output / Path(dataset.files[i]).relative_to(root).with_suffix(".png")
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(target, lambda tmp, image=image: image.save(tmp, format="PNG"))
-    print(f"{len(dataset)} reconstructions in {output}")
+            if len(shown) < FIGURE_IMAGES:
+                decoded = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+                shown.append((str(Path(dataset.files[i]).relative_to(root)), item["pixel_values"], decoded))
+    from lsd.figures import plot_image_grid
+
+    pairs = torch.stack([torch.stack([inp, rec]) for _, inp, rec in shown])  # (n, 2, 3, R, R)
+    plot_image_grid(pairs, figure, ["input", "decoded from its slots"], [name for name, _, _ in shown], cell=2.0)
+    print(f"{len(dataset)} reconstructions in {output}; the first {len(shown)} beside their inputs in {figure}")
     return 0
 
 
@@ -223,16 +239,31 @@ def _int_at_least(low: int):
     return parse
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default, except where there is none (None, a flag that is
+    off) or its help already says it (``default: ...``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        no_default = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if no_default or "default" in help_text:
+            return help_text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from lsd import __version__
     from lsd.data.synthetic import LEVELS, MIN_RESOLUTION
+    from lsd.defaults import DATASET, SEED
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    parser = argparse.ArgumentParser(prog="lsd", description="Latent Slot Diffusion")
+    parser = argparse.ArgumentParser(prog="lsd", description="Latent Slot Diffusion", formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"lsd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, **kwargs) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], **kwargs)
+        return sub.add_parser(name, parents=[common], formatter_class=HelpFormatter, **kwargs)
 
     train = add("train", help="train an LSD model from a training config")
     train.add_argument("--config", required=True, help="shipped training config name or a JSON file")
@@ -257,13 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = add("synth", help="generate synthetic multi-object scenes in the MOVi layout")
     synth.add_argument("--output", required=True, help="root folder; scenes go to OUTPUT/NAME/")
-    synth.add_argument("--name", default=None)
-    synth.add_argument("--level", default="hard", choices=sorted(LEVELS))
-    synth.add_argument("--resolution", type=_int_at_least(MIN_RESOLUTION), default=64)
-    synth.add_argument("--seed", type=_int_at_least(0), default=0)
-    synth.add_argument("--num-train", type=_int_at_least(0), default=1000)
-    synth.add_argument("--num-validation", type=_int_at_least(0), default=100)
-    synth.add_argument("--num-test", type=_int_at_least(0), default=0)
+    synth.add_argument("--name", default=None, help="dataset name (default: synth-LEVEL-RESOLUTION)")
+    synth.add_argument("--level", default="hard", choices=sorted(LEVELS), help="scene difficulty")
+    synth.add_argument("--resolution", type=_int_at_least(MIN_RESOLUTION), default=64, help="image side in pixels")
+    synth.add_argument("--seed", type=_int_at_least(0), default=0,
+                       help="scene seed (0: the scenes of the embedded stand-in)")  # fmt: skip
+    synth.add_argument("--num-train", type=_int_at_least(0), default=1000, help="training scenes")
+    synth.add_argument("--num-validation", type=_int_at_least(0), default=100, help="validation scenes")
+    synth.add_argument("--num-test", type=_int_at_least(0), default=0, help="test scenes")
     synth.set_defaults(func=_synth)
 
     from lsd.evaluation.loading import DATASETS
@@ -273,17 +305,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint", required=True, help="lsd model folder, lsd training checkpoint (or run) or release checkpoint"
     )
     evaluate.add_argument("--data", required=True, help="dataset folder (layout of the --dataset reader)")
-    evaluate.add_argument("--dataset", default="movi-e", choices=DATASETS)
-    evaluate.add_argument("--split", default="validation")
+    evaluate.add_argument("--dataset", default=DATASET, choices=DATASETS, help="reader of --data")
+    evaluate.add_argument("--split", default="validation", help="split of --data to evaluate")
     evaluate.add_argument("--output", default=None, help="default: evaluation/<checkpoint>-<dataset>-<split>")
-    evaluate.add_argument("--batch-size", type=_int_at_least(1), default=8)
+    evaluate.add_argument("--batch-size", type=_int_at_least(1), default=8, help="images per forward pass")
     evaluate.add_argument("--max-images", type=_int_at_least(1), default=None, help="evaluate the first N images only")
     evaluate.add_argument("--matching", default="cosine", choices=["cosine", "iou"], help="cosine: the paper's")
-    evaluate.add_argument("--ties", default="canonical", choices=["canonical", "release"])
-    evaluate.add_argument("--seed", type=int, default=0, help="slot-initialisation noise")
+    evaluate.add_argument("--ties", default="canonical", choices=["canonical", "release"],
+                          help="ties of the Hungarian matching: slots by pixel count, or the release's order (docs/metrics.md)")  # fmt: skip
+    evaluate.add_argument("--seed", type=int, default=SEED, help="slot-initialisation noise (the reproductions')")
     evaluate.add_argument("--probe-steps", type=_int_at_least(0), default=4000, help="0 skips the property probes")
     evaluate.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available")
-    evaluate.add_argument("--num-workers", type=_int_at_least(0), default=0)
+    evaluate.add_argument("--num-workers", type=_int_at_least(0), default=0, help="data-loading processes")
     evaluate.add_argument("--clevrtex-crop", default="lsd", choices=["lsd", "official"], help="CLEVRTex protocol")
     evaluate.set_defaults(func=_evaluate)
 
@@ -294,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     reconstruct.add_argument(
         "--model", required=True, help="lsd model folder, lsd training checkpoint (or run) or release checkpoint"
     )
-    reconstruct.add_argument("--output", required=True, help="folder for the reconstructions (PNG, same names)")
+    reconstruct.add_argument("--output", required=True, help="folder for the reconstructions (PNG, same names) "
+                             f"and {FIGURE_NAME}")  # fmt: skip
     reconstruct.add_argument(
         "--vae", default=None, help="autoencoder (local folder or cached repo id): release checkpoints"
     )
@@ -304,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sampler", default="dpm", choices=["ddim", "dpm"], help="dpm: DPM-Solver++, the release's"
     )
     reconstruct.add_argument("--guidance-scale", type=float, default=1.0, help="> 1 needs a saved null embedding")
-    reconstruct.add_argument("--batch-size", type=int, default=8)
-    reconstruct.add_argument("--seed", type=int, default=0, help="slot-init and sampler noise")
+    reconstruct.add_argument("--batch-size", type=int, default=8, help="images per sampler call")
+    reconstruct.add_argument("--seed", type=int, default=SEED, help="slot-init and sampler noise")
     reconstruct.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available")
     reconstruct.set_defaults(func=_reconstruct)
 

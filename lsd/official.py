@@ -122,11 +122,15 @@ def load_official_checkpoint(path: str | os.PathLike, vae: Any = None, **compone
     """
     from lsd.configs import build_component, load_config
     from lsd.models.lsd import LatentSlotDiffusion
-    from lsd.models.pretrained import load_pretrained_vae
+    from lsd.models.pretrained import PretrainedNotFound, load_pretrained_vae
 
     root = Path(path)
     if not root.is_dir():
-        raise FileNotFoundError(f"release checkpoint folder {root} does not exist")
+        layout = ", ".join(f"{subfolder}/" for subfolder, _ in RELEASE_LAYOUT.values())
+        raise PretrainedNotFound(
+            f"release checkpoint folder {root} does not exist: give the local folder the release's training wrote "
+            f"(it holds {layout}); lsd never downloads"
+        )
     for component, (subfolder, _) in RELEASE_LAYOUT.items():
         if component in components:
             continue

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Reproduce the paper's MOVi-E table (segmentation + property prediction); ``nox -s reproduce-movi-e``.
 
-    python reproductions/movi_e.py                      # stand-in, cpu budget (5 to 14 min on 2 cores)
+    python reproductions/movi_e.py                      # stand-in, cpu budget (a measured time: README)
     python reproductions/movi_e.py --budget smoke       # the whole pipeline in about 2 minutes (CI)
     python reproductions/movi_e.py --data /data/movi    # real MOVi-E (the release's dump layout)
     python reproductions/movi_e.py --data /data/movi --checkpoint release/checkpoint-200000

@@ -95,7 +95,7 @@ def test_missing_subfolder_is_named(release_dir, tmp_path):
     (partial / "unetencoder").symlink_to(release_dir / "unetencoder")
     with pytest.raises(FileNotFoundError, match="multiheadstevesa/ is missing"):
         lsd.load_official_checkpoint(partial)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(lsd.PretrainedNotFound, match="does not exist"):  # the README's documented error
         lsd.load_official_checkpoint(tmp_path / "nope")
 
 

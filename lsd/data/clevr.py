@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -23,7 +24,9 @@ from lsd.data._common import (
     read_visibility,
     require,
 )
+from lsd.data.images import read_rgb
 from lsd.data.sample import LabelledSample
+from lsd.data.transforms import to_model_range
 
 CLEVR_PROPERTIES: dict[str, PropertyKind] = {
     "color": "discrete",
@@ -105,17 +108,24 @@ class ClevrWithMasksDataset(Dataset):
     def image_paths(self) -> list[Path]:
         """The image file each index reads (what a cache of this split is keyed by)."""
         return list(self.frames)
+    def _crop(self, image: Image.Image, image_path: Path) -> Image.Image:
+        if image.size != CLEVR_IMAGE_SIZE:
+            raise ValueError(f"image {image_path} is {image.width}x{image.height}; CLEVR images are 320x240")
+        return image.crop(CLEVR_CROP_BOX).resize((self.resolution, self.resolution), resample=Image.BILINEAR)
+
+    def pixel_values(self, index: int) -> torch.Tensor:
+        """Item ``index``'s ``pixel_values`` alone (``(3, R, R)`` in [-1, 1], equal to
+        ``self[index]["pixel_values"]``), without reading its labels: what training reads."""
+        return to_model_range(self._crop(read_rgb(self.frames[index]), self.frames[index]))
 
     def __getitem__(self, index: int) -> LabelledSample:
         image_path = self.frames[index]
         image, segment, record, visibility, segment_path, json_path = read_labelled_frame(image_path, self.folder)
-        if image.size != CLEVR_IMAGE_SIZE:
-            raise ValueError(f"image {image_path} is {image.width}x{image.height}; CLEVR images are 320x240")
+        cropped = self._crop(image, image_path)
         count = len(visibility) - 1  # entity 0 is the background
         check_count(count, self.max_num_objects, json_path)
         check_ids(segment, count, segment_path, json_path)
 
-        cropped = image.crop(CLEVR_CROP_BOX).resize((self.resolution, self.resolution), resample=Image.BILINEAR)
         masks = crop_and_resize_mask(segment, CLEVR_CROP_BOX, CLEVR_MASK_RESOLUTION)
         rows = {
             key: per_object(require(record, key, json_path), count + 1, key, json_path)[1:] for key in CLEVR_PROPERTIES

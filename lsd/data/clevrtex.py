@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -23,7 +24,7 @@ from lsd.data._common import (
 )
 from lsd.data.images import read_rgb
 from lsd.data.sample import LabelledSample
-from lsd.data.transforms import resize_and_crop
+from lsd.data.transforms import resize_and_crop, to_model_range
 
 CLEVRTEX_PROPERTIES: dict[str, PropertyKind] = {
     "color": "discrete",
@@ -224,6 +225,17 @@ class ClevrTexDataset(Dataset):
     def image_paths(self) -> list[Path]:
         """The image file each index reads (what a cache of this split is keyed by)."""
         return list(self.images)
+    def _crop(self, image: Image.Image) -> Image.Image:
+        """The image side of the crop protocol (``official``: the centre square, then bilinear)."""
+        if self.crop == "official":
+            box = _centre_box(image.width, image.height, int(CLEVRTEX_OFFICIAL_CROP_FRACTION * min(image.size)))
+            return image.crop(box).resize((self.resolution, self.resolution), resample=Image.BILINEAR)
+        return resize_and_crop(image, self.resolution)
+
+    def pixel_values(self, index: int) -> torch.Tensor:
+        """Item ``index``'s ``pixel_values`` alone (``(3, R, R)`` in [-1, 1], equal to
+        ``self[index]["pixel_values"]``), without reading its labels: what training reads."""
+        return to_model_range(self._crop(read_rgb(self.images[index])))
 
     def __getitem__(self, index: int) -> LabelledSample:
         image_path = self.images[index]
@@ -237,12 +249,11 @@ class ClevrTexDataset(Dataset):
         if stray:
             raise ValueError(f"mask {flat_path} uses ids {stray} that {json_path} does not describe")
 
+        pixels = self._crop(image)
         if self.crop == "official":
             box = _centre_box(image.width, image.height, int(CLEVRTEX_OFFICIAL_CROP_FRACTION * min(image.size)))
-            pixels = image.crop(box).resize((self.resolution, self.resolution), resample=Image.BILINEAR)
             masks = crop_and_resize_mask(flat, box, CLEVRTEX_OFFICIAL_MASK_RESOLUTION)
         else:
-            pixels = resize_and_crop(image, self.resolution)
             masks = crop_and_resize_mask(flat, _centre_box(image.width, image.height, min(image.size)), None)
         described = np.zeros(self.max_num_objects, dtype=bool)
         described[[i - 1 for i in ids]] = True

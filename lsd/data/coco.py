@@ -108,8 +108,7 @@ class CocoDataset(Dataset):
         """The image file each index reads (what a cache of this split is keyed by)."""
         return [self.image_folder / self.coco.imgs[i]["file_name"] for i in self.image_ids]
 
-    def __getitem__(self, index: int) -> LabelledSample:
-        info = self.coco.imgs[self.image_ids[index]]
+    def _image(self, info: dict) -> Image.Image:
         image_path = self.image_folder / info["file_name"]
         image = read_rgb(image_path)
         if image.size != (info["width"], info["height"]):
@@ -117,6 +116,16 @@ class CocoDataset(Dataset):
                 f"image {image_path} is {image.width}x{image.height} but {self.annotation_path} says "
                 f"{info['width']}x{info['height']}"
             )
+        return image
+
+    def pixel_values(self, index: int) -> torch.Tensor:
+        """Item ``index``'s ``pixel_values`` alone (``(3, R, R)`` in [-1, 1], equal to
+        ``self[index]["pixel_values"]``), without reading its labels: what training reads."""
+        return to_model_range(resize_and_crop(self._image(self.coco.imgs[self.image_ids[index]]), self.resolution))
+
+    def __getitem__(self, index: int) -> LabelledSample:
+        info = self.coco.imgs[self.image_ids[index]]
+        image = self._image(info)
         annotations = self.coco.loadAnns(self.annotation_ids[info["id"]])
         ids, coverage = self._instance_maps(info, annotations)
         size = self.mask_resolution

@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
@@ -95,8 +96,12 @@ class GlobImageDataset(Dataset):
             raise FileNotFoundError(f"data folder {root} does not exist")
         files = globlib.glob(os.path.join(str(root), pattern), recursive=True)
         self.files = split_files(files, portion)
+        if not files:
+            raise FileNotFoundError(f"no images match {pattern!r} under {root}")
         if not self.files:
-            raise FileNotFoundError(f"no images match {pattern!r} under {root} (portion {portion})")
+            raise FileNotFoundError(
+                f"portion {list(portion)} selects none of the {len(files)} images matching {pattern!r} under {root}"
+            )
         self.resolution = resolution
         self.flip = flip
         self.dinov2_resolution = dinov2_resolution
@@ -119,6 +124,11 @@ class GlobImageDataset(Dataset):
         if self.dinov2_resolution:
             item["backbone_pixel_values"] = dinov2_view(image, self.dinov2_resolution)
         return item
+
+    def pixel_values(self, index: int) -> torch.Tensor:
+        """Item ``index``'s ``pixel_values`` unflipped (``(3, R, R)`` in [-1, 1]), as the labelled
+        readers give theirs (:class:`lsd.training.data.ReaderImages` reads FFHQ through it)."""
+        return to_model_range(resize_and_crop(read_rgb(self.files[index]), self.resolution))
 
     def __len__(self) -> int:
         return len(self.files)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import torch
 from torch.utils.data import Dataset
 
 from lsd.data._common import (
@@ -22,8 +23,9 @@ from lsd.data._common import (
     require,
     split_names,
 )
+from lsd.data.images import read_rgb
 from lsd.data.sample import LabelledSample
-from lsd.data.transforms import resize_and_crop
+from lsd.data.transforms import resize_and_crop, to_model_range
 
 #: What the LSD evaluation predicts from slots on MOVi-C/E.
 MOVI_PROPERTIES: dict[str, PropertyKind] = {
@@ -114,6 +116,10 @@ class MoviDataset(Dataset):
     def image_paths(self) -> list[Path]:
         """The image file each index reads (what a cache of this split is keyed by)."""
         return list(self.frames)
+    def pixel_values(self, index: int) -> torch.Tensor:
+        """Item ``index``'s ``pixel_values`` alone (``(3, R, R)`` in [-1, 1], equal to
+        ``self[index]["pixel_values"]``), without reading its labels: what training reads."""
+        return to_model_range(resize_and_crop(read_rgb(self.frames[index]), self.resolution))
 
     def __getitem__(self, index: int) -> LabelledSample:
         image, masks, instances, visibility, segment_path, json_path = read_labelled_frame(

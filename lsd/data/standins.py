@@ -384,6 +384,11 @@ class FFHQPartsDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
+    def pixel_values(self, index: int) -> torch.Tensor:
+        """Item ``index``'s ``pixel_values`` alone (``(3, R, R)`` in [-1, 1], equal to
+        ``self[index]["pixel_values"]``), without reading its labels: what training reads."""
+        return self.images[index]["pixel_values"]
+
     def __getitem__(self, index: int) -> LabelledSample:
         item = self.images[index]
         image_path = Path(self.images.files[index])

@@ -406,6 +406,7 @@ def evaluate(
                 kinds,
                 seed=probe_seed,
                 steps=probe_steps,
+                progress=progress,
             )
     return EvaluationResult(
         metrics=accumulator.compute(),

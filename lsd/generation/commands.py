@@ -1,7 +1,7 @@
 """``lsd compose``, ``lsd edit`` and ``lsd evaluate-generation`` (registered by :mod:`lsd.cli`).
 
 Each writes ``results.json`` (the pinned protocol: images, sampler, steps, seeds; the checkpoint
-and data) and PNG figures into ``--output``. Figures are 64 px tiles at 2x (nearest neighbour).
+and data) and PNG figures into ``--output``, every row and column labelled.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ def _load(args: argparse.Namespace):
     """The model (with its autoencoder: decoding needs it) and the dataset split ``args.split``."""
     import torch
 
+    from lsd._atomic import check_output_dir
     from lsd.evaluation.loading import build_dataset, input_resolution, resolve_checkpoint
     from lsd.models.lsd import LatentSlotDiffusion
 
+    check_output_dir(args.output, "--output")  # before any compute
     kind, folder = resolve_checkpoint(args.checkpoint)
     if kind == "release":
         raise ValueError(f"--checkpoint {args.checkpoint}: a release checkpoint has no stand-in decoder here; "
@@ -42,51 +44,120 @@ def _load(args: argparse.Namespace):
     )
 
 
-def _library(args: argparse.Namespace, model, dataset_of):
-    """Load ``--library`` when it holds one, else build it from ``--library-split`` and save it there."""
+def library_recipe(library) -> dict[str, Any]:
+    """What a concept library was built from and how (the fields a reuse must match)."""
+    return {
+        "checkpoint": library.meta.get("checkpoint"),
+        "data": library.meta.get("data"),
+        "split": library.meta.get("split"),
+        "num_images": library.meta.get("num_images"),
+        "num_concepts": library.num_concepts,
+        "num_background_concepts": library.num_background_concepts,
+        "seed": library.meta.get("seed"),
+    }
+
+
+def _library(args: argparse.Namespace, model, folder: Path, dataset_of):
+    """``--library``: reused when it holds a library of the same recipe (checkpoint, data, split,
+    images, concept counts, seed); refused, naming each difference, when the recipe differs, unless
+    ``--rebuild-library``; else built from ``--library-split`` and written there atomically."""
+    from lsd._atomic import atomic_dir
     from lsd.generation.concepts import META_NAME, ConceptLibrary
 
-    folder = Path(args.library)
-    if (folder / META_NAME).is_file():
-        library = ConceptLibrary.load(folder)
+    target = Path(args.library)
+    train = dataset_of(args.library_split)
+    wanted = {
+        "checkpoint": str(Path(folder).resolve()),
+        "data": str(Path(args.data).resolve()),
+        "split": args.library_split,
+        "num_images": min(args.library_images, len(train)),
+        "num_concepts": args.num_concepts,
+        "num_background_concepts": args.num_background_concepts,
+        "seed": args.seed,
+    }
+    if (target / META_NAME).is_file() and not args.rebuild_library:
+        library = ConceptLibrary.load(target)
+        built = library_recipe(library)
+        differs = [
+            f"{key} {built[key]!r} (this run: {value!r})" for key, value in wanted.items() if built[key] != value
+        ]
+        if differs:
+            raise ValueError(f"--library {target} was built with another recipe: {'; '.join(differs)}. "
+                             "Pass --rebuild-library to rebuild it, or give another --library folder")  # fmt: skip
         if library.num_slots != model.slot_attention.config.num_slots:
-            raise ValueError(f"--library {folder}: built for {library.num_slots} slots, the model has "
+            raise ValueError(f"--library {target}: built for {library.num_slots} slots, the model has "
                              f"{model.slot_attention.config.num_slots}")  # fmt: skip
         return library
-    train = dataset_of(args.library_split)
+    if target.exists() and any(target.iterdir()) and not (target / META_NAME).is_file():
+        raise FileExistsError(f"--library {target}: the folder holds other files, not a concept library")
     library = ConceptLibrary.from_model(
-        model, train, min(args.library_images, len(train)), args.num_concepts, args.num_background_concepts,
+        model, train, wanted["num_images"], args.num_concepts, args.num_background_concepts,
         seed=args.seed, batch_size=args.batch_size, progress=True,
     )  # fmt: skip
-    library.meta.update({"split": args.library_split, "data": str(Path(args.data).resolve())})
-    library.save(folder)
+    library.meta.update({"split": args.library_split, "data": wanted["data"], "checkpoint": wanted["checkpoint"]})
+    with atomic_dir(target) as tmp:
+        library.save(tmp)
     return library
 
 
-def _tiles(images: torch.Tensor, columns: int) -> list[torch.Tensor]:
-    """``(N, 3, R, R)`` -> the column list :func:`lsd.figures.grid_png` takes (row-major order)."""
+def _cell(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def edit_table(edits: dict[str, Any]) -> str:
+    """The ``"edits"`` record as a short table: a row per measure, a column per edit (the rules
+    stay in ``results.json``)."""
+    import pandas as pd
+
+    kinds = {k: {m: _cell(v) for m, v in v.items()} for k, v in edits.items() if isinstance(v, dict) and k != "rules"}
+    table = pd.DataFrame(kinds).fillna("")
+    counts = ", ".join(f"{k} {_cell(v)}" for k, v in edits.items() if not isinstance(v, dict))
+    return f"edits ({counts}):\n{table.to_string()}"
+
+
+def generation_table(record: dict[str, Any]) -> str:
+    """Reconstruction and distances of ``evaluate-generation`` as a short two-column table."""
+    import pandas as pd
+
+    distances = record["distances"]
+    rows = {f"reconstruction {k}": v for k, v in record["reconstruction"].items()}
+    rows |= {f"distance to real, {k}": distances[k] for k in ("own_slots", "composed", "shuffled")}
+    rows["distances ordered own < composed < shuffled"] = distances["ordered_own_composed_shuffled"]
+    table = pd.Series({k: _cell(v) for k, v in rows.items()}, name="value").to_frame()
+    return f"features: {distances['features']}\n{table.to_string()}"
+
+
+def _write_labelled(columns: dict[str, torch.Tensor], path: Path, row_labels: list[str]) -> None:
+    """A figure of labelled columns (title -> ``(N, 3, R, R)`` in [-1, 1]), one row per image."""
     import torch
 
-    rows = -(-len(images) // columns)
-    padded = (
-        torch.cat([images, torch.ones(rows * columns - len(images), *images.shape[1:])])
-        if len(images) % columns
-        else images
-    )
-    return [padded[c::columns] for c in range(columns)]
+    from lsd.figures import plot_image_grid
+
+    plot_image_grid(torch.stack([c.float().cpu() for c in columns.values()], dim=1), path, list(columns), row_labels)
 
 
-def _write_grid(columns: list[torch.Tensor], path: Path) -> None:
+def _write_scenes(images: torch.Tensor, columns: int, path: Path, what: str) -> None:
+    """``(N, 3, R, R)`` scenes in rows of ``columns``: row ``i`` is labelled with its scene numbers,
+    each column with its place in the row (scene = row's first + column - 1); blank tiles pad."""
     import torch
 
-    from lsd.figures import grid_png
+    from lsd.figures import plot_image_grid
 
-    grid_png([torch.nn.functional.interpolate(c.float().cpu(), scale_factor=2, mode="nearest") for c in columns], path)
+    count = len(images)
+    rows = -(-count // columns)
+    padded = torch.cat([images.float().cpu(), torch.ones(rows * columns - count, *images.shape[1:])])
+    labels = [f"{what} {r * columns + 1}-{min(count, (r + 1) * columns)}" for r in range(rows)]
+    titles = [f"+{c}" if c else "first" for c in range(columns)]
+    plot_image_grid(padded.reshape(rows, columns, *images.shape[1:]), path, titles, labels)
 
 
 def _write_results(output: Path, record: dict[str, Any]) -> None:
+    from lsd._atomic import write_text_atomic
+
     output.mkdir(parents=True, exist_ok=True)
-    (output / "results.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_text_atomic(output / "results.json", json.dumps(record, indent=2) + "\n")
 
 
 def _base_record(args: argparse.Namespace, folder: Path, start: float) -> dict[str, Any]:
@@ -117,7 +188,7 @@ def _compose(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise ValueError(f"--num must be >= 1, got {args.num}")
     model, folder, dataset_of = _load(args)
-    library = _library(args, model, dataset_of)
+    library = _library(args, model, folder, dataset_of)
     slots = library.compose(args.num, torch.Generator().manual_seed(args.seed)).to(model.device)
     decode = slot_decoder(model, args.steps, args.sampler)
     from tqdm.auto import tqdm
@@ -128,7 +199,7 @@ def _compose(args: argparse.Namespace) -> int:
     ])  # fmt: skip
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    _write_grid(_tiles(images, args.columns), output / "compositions.png")
+    _write_scenes(images, args.columns, output / "compositions.png", "composed scenes")
     record = {"command": "compose", "protocol": protocol_record(_protocol(args, max(args.num, 2))) | {"num_images": args.num},
               "library": {"folder": str(Path(args.library).resolve()), "num_concepts": library.num_concepts,
                           "num_background_concepts": library.num_background_concepts, **library.meta},
@@ -158,14 +229,13 @@ def _edit(args: argparse.Namespace) -> int:
     num_slots = model.slot_attention.config.num_slots
     donor = scenes.real[torch.tensor(scenes.donor)]
     removal_mask = overlay(scenes.real, scenes.segmentation, num_slots)
-    columns = {
-        "edits.png": [scenes.real, removal_mask, scenes.own, scenes.edited["removal"][0], donor,
-                      scenes.edited["insertion"][0], scenes.edited["background"][0]],
-    }  # fmt: skip
+    columns = {"image": scenes.real, "its slots": removal_mask, "decoded from\nits slots": scenes.own,
+               "largest object\nremoved": scenes.edited["removal"][0], "donor\n(next image)": donor,
+               "donor's object\ninserted": scenes.edited["insertion"][0],
+               "donor's\nbackground": scenes.edited["background"][0]}  # fmt: skip
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    for name, cols in columns.items():
-        _write_grid(cols, output / name)
+    _write_labelled(columns, output / "edits.png", [f"image {i}" for i in range(len(real))])
     record = {
         "command": "edit", "protocol": protocol_record(protocol), "edits": score_edits(scenes, num_slots),
         "per_image": [{"image": i, "background_slot": int(scenes.background[i]), "removed_slot": scenes.removed[i],
@@ -175,8 +245,8 @@ def _edit(args: argparse.Namespace) -> int:
         **_base_record(args, folder, start),
     }  # fmt: skip
     _write_results(output, record)
-    print(json.dumps(record["edits"], indent=2))
-    print(f"results in {output}")
+    print(edit_table(record["edits"]))
+    print(f"every measure and each image in {output / 'results.json'}")
     return 0
 
 
@@ -193,44 +263,49 @@ def _evaluate_generation(args: argparse.Namespace) -> int:
     dataset = dataset_of(args.split)
     if inception is not None:
         inception = inception.to(model.device)
-    library = _library(args, model, dataset_of)
+    library = _library(args, model, folder, dataset_of)
     record = evaluate_generation(model, dataset, library, _protocol(args, args.num_images), inception=inception,
                                  progress=True)  # fmt: skip
     images = record.pop("images")
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     shown = min(8, args.num_images)
-    _write_grid([images["real"][:shown], images["own_slots"][:shown]], output / "reconstructions.png")
-    _write_grid(_tiles(images["composed"][:16], 4), output / "compositions.png")
-    _write_grid(_tiles(images["shuffled"][:16], 4), output / "shuffled.png")
+    _write_labelled({"held-out image": images["real"][:shown], "decoded from\nits own slots": images["own_slots"][:shown]},
+                    output / "reconstructions.png", [f"image {i}" for i in range(shown)])  # fmt: skip
+    _write_scenes(images["composed"][:16], 4, output / "compositions.png", "composed scenes")
+    _write_scenes(images["shuffled"][:16], 4, output / "shuffled.png", "shuffled-slot scenes")
     record |= {"command": "evaluate-generation", "library": {"folder": str(Path(args.library).resolve()), **library.meta},
                **_base_record(args, folder, start),
                "figures": {"reconstructions.png": "columns: image | decoded from its own slots",
                            "compositions.png": "16 composed scenes", "shuffled.png": "16 scenes of shuffled slots"}}  # fmt: skip
     _write_results(output, record)
-    print(json.dumps({k: record[k] for k in ("reconstruction", "distances")}, indent=2))
-    print(f"results in {output}")
+    print(generation_table(record))
+    print(edit_table(record["edits"]))
+    print(f"every measure in {output / 'results.json'}")
     return 0
 
 
 def _common(parser: argparse.ArgumentParser, library: bool) -> None:
+    from lsd.defaults import DATASET, SEED
     from lsd.evaluation.loading import DATASETS
 
     parser.add_argument("--checkpoint", required=True, help="lsd model folder or training checkpoint (or run)")
     parser.add_argument("--data", required=True, help="dataset folder (layout of the --dataset reader)")
-    parser.add_argument("--dataset", default="synth", choices=DATASETS)
+    parser.add_argument("--dataset", default=DATASET, choices=DATASETS, help="reader of --data")
     parser.add_argument("--output", required=True, help="folder for results.json and the figures")
     parser.add_argument("--steps", type=int, default=25, help="sampler steps (the release's validation: 25)")
     parser.add_argument("--sampler", default="dpm", choices=["dpm", "ddim"], help="dpm: DPM-Solver++ (release)")
-    parser.add_argument("--seed", type=int, default=0, help="slot, sampler, composition and shuffle noise")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=SEED, help="slot, sampler, composition and shuffle noise")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per sampler call")
     parser.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available")
     if library:
-        parser.add_argument("--library", required=True, help="concept library folder: loaded if there, else built")
+        parser.add_argument("--library", required=True, help="concept library folder: reused if it holds one of "
+                            "the same recipe (refused if the recipe differs), else built there")  # fmt: skip
+        parser.add_argument("--rebuild-library", action="store_true", help="rebuild --library with this recipe")
         parser.add_argument("--library-split", default="train", help="images the library is built from")
-        parser.add_argument("--library-images", type=int, default=1000)
-        parser.add_argument("--num-concepts", type=int, default=32)
-        parser.add_argument("--num-background-concepts", type=int, default=4)
+        parser.add_argument("--library-images", type=int, default=1000, help="images the library is built from")
+        parser.add_argument("--num-concepts", type=int, default=32, help="K-means concepts of object slots")
+        parser.add_argument("--num-background-concepts", type=int, default=4, help="K-means concepts of backgrounds")
 
 
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
@@ -239,18 +314,18 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     compose = add("compose", help="a grid of scenes composed from a visual concept library of slots")
     _common(compose, library=True)
     compose.add_argument("--num", type=int, default=16, help="scenes to compose")
-    compose.add_argument("--columns", type=int, default=4)
+    compose.add_argument("--columns", type=int, default=4, help="scenes per row of the figure")
     compose.set_defaults(func=_compose)
 
     edit = add("edit", help="before/after figures of object removal, insertion and background swap")
     _common(edit, library=False)
-    edit.add_argument("--split", default="validation")
-    edit.add_argument("--num-images", type=int, default=8)
+    edit.add_argument("--split", default="validation", help="held-out images to edit")
+    edit.add_argument("--num-images", type=int, default=8, help="images to edit (the first ones of --split)")
     edit.set_defaults(func=_edit)
 
     evaluate = add("evaluate-generation", help="reconstruction PSNR, Frechet distances, edit measures")
     _common(evaluate, library=True)
     evaluate.add_argument("--split", default="validation", help="held-out images (real set and edits)")
-    evaluate.add_argument("--num-images", type=int, default=64)
+    evaluate.add_argument("--num-images", type=int, default=64, help="held-out images measured")
     evaluate.add_argument("--inception-weights", default=None, help="local FID Inception weights (else the fallback)")
     evaluate.set_defaults(func=_evaluate_generation)

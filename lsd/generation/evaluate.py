@@ -44,7 +44,15 @@ from lsd.metrics.fid import fid_from_features
 from lsd.metrics.generation import FALLBACK_FEATURES_NAME, FallbackFeatures, neighbour_difference, psnr
 from lsd.models.lsd import attention_to_segmentation
 
-__all__ = ["EditedScenes", "GenerationProtocol", "best_iou", "edit_scenes", "evaluate_generation", "score_edits"]
+__all__ = [
+    "EditedScenes",
+    "GenerationProtocol",
+    "best_iou",
+    "edit_scenes",
+    "evaluate_generation",
+    "image_features",
+    "score_edits",
+]
 
 KEEP_TOLERANCE = 0.1
 REGION_MAJORITY = 0.5
@@ -97,7 +105,9 @@ def _batched(decode: SlotDecoder, slots: torch.Tensor, generators: list[torch.Ge
     )
 
 
-def _features(images: torch.Tensor, extractor, batch_size: int) -> torch.Tensor:
+def image_features(images: torch.Tensor, extractor, batch_size: int) -> torch.Tensor:
+    """``extractor``'s features ``(N, F)`` (float64, CPU) of ``images`` ``(N, 3, R, R)``, in batches;
+    the inputs are in whatever range ``extractor`` takes (Inception: [0, 1])."""
     with torch.no_grad():
         return torch.cat(
             [extractor(images[i : i + batch_size]).double().cpu() for i in range(0, len(images), batch_size)]
@@ -293,17 +303,22 @@ def evaluate_generation(
     scenes = edit_scenes(model, real, p, decode, progress)
     generators = lambda: image_generators(p.seed, indices, model.device)  # noqa: E731
     composed_slots = library.compose(p.num_images, torch.Generator().manual_seed(p.seed)).to(scenes.slots)
+    bar = tqdm(total=3, desc="compositions, shuffled slots, distances", disable=not progress)
     composed = _batched(decode, composed_slots, generators(), p.batch_size)
+    bar.update()
     shuffled_slots = shuffle_slots(scenes.slots, torch.Generator().manual_seed(p.seed))
     shuffled = _batched(decode, shuffled_slots, generators(), p.batch_size)
+    bar.update()
 
     extractor = inception if inception is not None else FallbackFeatures()
     to_unit = (lambda x: (x + 1) / 2) if inception is not None else (lambda x: x)  # Inception takes [0, 1]
-    real_features = _features(to_unit(real), extractor, p.batch_size)
+    real_features = image_features(to_unit(real), extractor, p.batch_size)
     distances = {
-        name: fid_from_features(_features(to_unit(images), extractor, p.batch_size), real_features)
+        name: fid_from_features(image_features(to_unit(images), extractor, p.batch_size), real_features)
         for name, images in (("own_slots", scenes.own), ("composed", composed), ("shuffled", shuffled))
     }
+    bar.update()
+    bar.close()
     return {
         "protocol": protocol_record(p),
         "reconstruction": {

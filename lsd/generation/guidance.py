@@ -99,19 +99,7 @@ def guidance_samples(
         raise ValueError(f"`pixel_values` must be (N, 3, {side}, {side}) (the pipeline's resolution), got {shape}")
     if not pixel_values.is_floating_point() or pixel_values.min() < -1 or pixel_values.max() > 1:
         raise ValueError("`pixel_values` must be floating point in [-1, 1]")
-    num_slots = pipe.slot_attention.config.num_slots
-    if max(scales) > 1.0:
-        if pipe.null_embedding is None:
-            raise ValueError(
-                f"`scales` {scales} ask for guidance, but the pipeline has no null embedding (the unconditional "
-                "branch; plain LSD has none). For Stable-LSD call "
-                'pipe.set_null_embedding("stabilityai/stable-diffusion-2-1") first, or use scales=(1.0,)'
-            )
-        if pipe.null_embedding.shape[1] != num_slots:
-            raise ValueError(
-                f"the pipeline's null embedding covers {pipe.null_embedding.shape[1]} slots, the model has "
-                f"{num_slots}; set it again from the text encoder"
-            )
+    pipe.check_guidance(max(scales), pipe.slot_attention.config.num_slots)  # before any compute
 
     count = pixel_values.shape[0]
     slots = encode_images(pipe.model, pixel_values, seed_for_slots, list(range(count))).slots  # once per image

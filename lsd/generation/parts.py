@@ -15,6 +15,8 @@ Our protocol (docs/generation.md, "Face-part swapping"):
   ``max(1, R // 32)`` pixels, ``a'`` is closer to ``rec(a)`` than to ``b``. Both comparisons are
   strict, so leaving ``rec(a)`` unchanged scores success 0 and kept 1, and pasting ``b``'s pixels
   into ``R_p`` of ``rec(a)`` scores success 1 and kept 1 (the two controls of the record).
+  *Changed*: ``a'`` differs from ``rec(a)`` over ``R_p`` by more than :data:`CHANGE_TOLERANCE`
+  (one 8-bit level): a swap that changed nothing is kept trivially, and ``changed_rate`` says so.
 
 Shapes: images ``(B, 3, R, R)`` in ``[-1, 1]``; ``segmentation`` ``(B, R, R)`` int64 slot ids;
 part masks ``(B, R, R)`` int64 GT part ids (0 = background, ``1..P`` the parts of ``part_names``).
@@ -35,10 +37,14 @@ from lsd.generation.decoding import SlotDecoder, encode_images, image_generators
 from lsd.generation.editing import swap_slots
 from lsd.models.lsd import attention_to_segmentation
 
-__all__ = ["keep_margin", "part_slots", "part_swap_scores", "plot_part_swaps", "score_part_edit"]
+__all__ = ["CHANGE_TOLERANCE", "keep_margin", "part_slots", "part_swap_scores", "plot_part_swaps", "score_part_edit"]
 
 #: The keep region leaves out ``R_p`` dilated by ``max(1, R // KEEP_MARGIN_DIVISOR)`` pixels.
 KEEP_MARGIN_DIVISOR = 32
+
+#: Mean absolute error over the part's region (pixels in [-1, 1]) above which a swap changed the
+#: image: one 8-bit level, 2 / 255. Below it the decoded PNG is the unswapped reconstruction.
+CHANGE_TOLERANCE = 2 / 255
 
 
 def keep_margin(resolution: int) -> int:
@@ -100,6 +106,7 @@ def score_part_edit(
         "mae_to_donor": to_donor,
         "mae_to_original": to_original,
         "success": to_donor < to_original,
+        "changed": to_original > CHANGE_TOLERANCE,
         "kept": None,
         "rest_mae_to_original": None,
         "rest_mae_to_donor": None,
@@ -158,6 +165,7 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "pairs": len(rows),
         "success_rate": _mean([float(r["success"]) for r in rows]),
+        "changed_rate": _mean([float(r["changed"]) for r in rows]),
         "kept_rate": _mean(kept),
         "mae_to_donor": _mean([r["mae_to_donor"] for r in rows]),
         "mae_to_original": _mean([r["mae_to_original"] for r in rows]),
@@ -256,7 +264,7 @@ def part_swap_scores(
     with_pairs = [s for s in per_part.values() if s["pairs"]]
     mean = {
         key: _mean([s[key] for s in with_pairs if s[key] is not None])
-        for key in ("success_rate", "kept_rate", "mae_to_donor", "mae_to_original")
+        for key in ("success_rate", "changed_rate", "kept_rate", "mae_to_donor", "mae_to_original")
     }
     pairs_shown = sorted(shown)
     return {
@@ -269,6 +277,7 @@ def part_swap_scores(
             "part_slot": "highest IoU of a slot's argmax mask with the GT part mask",
             "success": "MAE(a', b) < MAE(a', rec(a)) over R_p = part p of a OR of b",
             "kept": f"MAE(a', rec(a)) < MAE(a', b) outside R_p dilated by {margin} px",
+            "changed": f"MAE(a', rec(a)) > {CHANGE_TOLERANCE:.4f} over R_p (one 8-bit level)",
             "keep_margin_px": margin,
             "seeds": "image i: slot noise slot_noise(seed, i), sampler noise SeedSequence((seed, i, 1))",
         },  # fmt: skip

@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 __all__ = ["ProbeKind", "collect_matched", "probe_split", "normalize_minmax", "fit_property_probes"]
 
@@ -143,6 +144,7 @@ def fit_property_probes(
     steps: int = DEFAULT_STEPS,
     normalize: Literal["minmax"] | None = "minmax",
     lr: float = 1e-3,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Train one probe per property on the first ``train_fraction`` of the shuffled pairs.
 
@@ -156,6 +158,7 @@ def fit_property_probes(
         steps: full-batch AdamW steps (release: 4000).
         normalize: ``"minmax"`` (release) or ``None`` for continuous labels.
         lr: AdamW learning rate (release: torch's default, 1e-3).
+        progress: a tqdm bar over the steps.
 
     Returns:
         name -> test accuracy (discrete, in [0, 1]) or test MSE (continuous, normalised units).
@@ -188,7 +191,7 @@ def fit_property_probes(
     optimizer = torch.optim.AdamW(probes.parameters(), lr=lr)
     x_train = x[train_idx]
     with torch.enable_grad():
-        for _ in range(steps):
+        for _ in tqdm(range(steps), desc="property probes", unit="step", disable=not progress, leave=False):
             optimizer.zero_grad(set_to_none=True)
             loss = sum(
                 _loss(kinds[name], probe(x_train), y) for name, probe, y in zip(names, probes, y_train, strict=True)

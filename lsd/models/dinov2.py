@@ -17,7 +17,9 @@ def _transformers():
     try:
         import transformers
     except ImportError as err:  # pragma: no cover - exercised only without the extra installed
-        raise ImportError("the DINOv2 backbone needs `transformers`: pip install 'lsd[dinov2]'") from err
+        raise ImportError(
+            "the DINOv2 backbone needs `transformers`: pip install 'latent-slot-diffusion[dinov2]'"
+        ) from err
     return transformers
 
 

@@ -399,19 +399,25 @@ class LSDPipeline(DiffusionPipeline):
                     f"(shape {tuple(slots.shape)})"
                 )
             num_slots = slots.shape[1]
-        if guidance_scale > 1.0:
-            if self.null_embedding is None:
-                raise ValueError(
-                    f"guidance_scale={guidance_scale}: this model has no unconditional branch (no null embedding; "
-                    "plain LSD is trained without one). Use guidance_scale=1.0, or for Stable-LSD call "
-                    'pipe.set_null_embedding("stabilityai/stable-diffusion-2-1") first'
-                )
-            if self.null_embedding.shape[1] != num_slots:
-                raise ValueError(
-                    f"guidance_scale={guidance_scale}: the null embedding covers {self.null_embedding.shape[1]} "
-                    f"slots, the slots to decode are {num_slots}; set it again from the text encoder"
-                )
+        self.check_guidance(guidance_scale, num_slots)
         return pixels
+
+    def check_guidance(self, guidance_scale: float, num_slots: int) -> None:
+        """Refuse ``guidance_scale > 1`` unless a null embedding for ``num_slots`` slots is set (a
+        ValueError that says how to set one); a scale of 1 or below needs none."""
+        if guidance_scale <= 1.0:
+            return
+        if self.null_embedding is None:
+            raise ValueError(
+                f"guidance_scale={guidance_scale}: this model has no unconditional branch (no null embedding; "
+                "plain LSD is trained without one). Use guidance_scale=1.0, or for Stable-LSD call "
+                'pipe.set_null_embedding("stabilityai/stable-diffusion-2-1") first'
+            )
+        if self.null_embedding.shape[1] != num_slots:
+            raise ValueError(
+                f"guidance_scale={guidance_scale}: the null embedding covers {self.null_embedding.shape[1]} "
+                f"slots, the slots to decode are {num_slots}; set it again from the text encoder"
+            )
 
     def _check_images(self, images: Any) -> torch.Tensor:
         """``images`` as ``(B, 3, R, R)`` pixels in [-1, 1], or a ValueError naming what is wrong."""

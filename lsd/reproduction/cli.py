@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["build_parser", "main", "run_from_args"]
+__all__ = ["build_parser", "describe_all", "main", "run_from_args"]
 
 _EXAMPLES = """examples:
   python reproductions/{script}.py                        # stand-in, cpu budget
@@ -28,8 +28,18 @@ def _spec(table: str):
     return SEGMENTATION_TABLES.get(table)
 
 
+def describe_all() -> str:
+    """``--list``: each table, what it measures and on what (the generation table last)."""
+    from lsd.reproduction.generation_table import GENERATION_DESCRIPTION
+    from lsd.reproduction.tables import SEGMENTATION_TABLES, table_names
+
+    parts = [SEGMENTATION_TABLES[name].describe() for name in table_names() if name in SEGMENTATION_TABLES]
+    return "\n\n".join([*parts, GENERATION_DESCRIPTION])
+
+
 def build_parser(table: str) -> argparse.ArgumentParser:
     """The parser of ``reproductions/<table>.py`` (the same flags for every table)."""
+    from lsd.defaults import SEED
     from lsd.reproduction.generation_table import GENERATION_BUDGETS, GENERATION_DESCRIPTION
 
     spec = _spec(table)
@@ -47,7 +57,7 @@ def build_parser(table: str) -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, help="evaluate this checkpoint (ours or the release's); no training")
     parser.add_argument("--budget", choices=list(budgets), default="cpu",
                         help="; ".join(f"{b.name}: {b.description}" for b in budgets.values()))  # fmt: skip
-    parser.add_argument("--seed", type=int, default=42, help="training and evaluation seed (default 42)")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"training and evaluation seed (default {SEED})")
     parser.add_argument("--output", type=Path, help=f"default: outputs/reproduce-{table}-<budget>")
     parser.add_argument(
         "--cache", type=Path, default=Path("data"), help="where stand-ins are generated (default data/)"
@@ -89,7 +99,7 @@ def run_from_args(table: str, args: argparse.Namespace, here: Path) -> dict:
 
 def main(table: str, argv: list[str] | None = None, here: Path | None = None) -> int:
     """Entry point of ``reproductions/<table>.py``; returns the exit status."""
-    from lsd.reproduction.tables import describe_all, table_names
+    from lsd.reproduction.tables import table_names
 
     if table not in table_names():
         print(f"unknown table {table!r}; expected one of {', '.join(table_names())}", file=sys.stderr)
@@ -112,7 +122,7 @@ def main(table: str, argv: list[str] | None = None, here: Path | None = None) ->
 
 def list_main(argv: list[str] | None = None) -> int:
     """``python -m lsd.reproduction [--list | TABLE [FLAGS...]]`` (``nox -s reproduce -- --list``)."""
-    from lsd.reproduction.tables import describe_all, table_names
+    from lsd.reproduction.tables import table_names
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("--list", "-l"):

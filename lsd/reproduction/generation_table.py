@@ -106,13 +106,13 @@ def _per_dataset_options(opts: RunOptions, name: str) -> RunOptions:
 
 
 def _real_reference(train_images, held_out: torch.Tensor, extractor, to_unit, batch_size: int) -> float:
-    from lsd.generation.evaluate import _features
+    from lsd.generation.evaluate import image_features
     from lsd.metrics.fid import fid_from_features
 
     count = min(len(train_images), held_out.shape[0])
     real_train = torch.stack([train_images[i]["pixel_values"] for i in range(count)])
-    return fid_from_features(_features(to_unit(real_train), extractor, batch_size),
-                             _features(to_unit(held_out), extractor, batch_size))  # fmt: skip
+    return fid_from_features(image_features(to_unit(real_train), extractor, batch_size),
+                             image_features(to_unit(held_out), extractor, batch_size))  # fmt: skip
 
 
 def _dataset_phase(name: str, opts: RunOptions, budget: Budget, output: Path, inception) -> dict[str, Any]:
@@ -135,7 +135,7 @@ def _dataset_phase(name: str, opts: RunOptions, budget: Budget, output: Path, in
     train_config = train_config_of(sub, budget, plan, output / "train" / name)
     models: list[Method] = []
     if sub.checkpoint is None:
-        trained = train_model(train_config)
+        trained = train_model(train_config, progress=opts.progress)
         if trained is None:
             return {}
         model, result, log = trained
@@ -171,17 +171,21 @@ def _dataset_phase(name: str, opts: RunOptions, budget: Budget, output: Path, in
 
 
 def _figure(per_dataset: dict[str, dict[str, Any]], path: Path, shown: int) -> None:
-    """One block per dataset: held-out images, own-slot reconstructions, compositions (first model)."""
-    from lsd.figures import _image, _panel_grid
+    """One block per dataset: held-out images, own-slot reconstructions, compositions (first model);
+    every row labelled with its dataset and kind, columns numbered."""
+    from lsd.figures import plot_image_grid
 
-    rows = []
+    rows, labels = [], []
     for name, record in per_dataset.items():
-        first = next(iter(record["models"].values()))
-        images = first["images"]
+        images = next(iter(record["models"].values()))["images"]
+        count = min(shown, *(images[kind].shape[0] for kind in ("real", "own_slots", "composed")))
         for kind, title in (("real", "held-out"), ("own_slots", "own slots"), ("composed", "composed")):
-            rows.append([(f"{_NAMES[name]} {title}" if j == 0 else "", _image(images[kind][j]))
-                         for j in range(min(shown, images[kind].shape[0]))])  # fmt: skip
-    _panel_grid(rows, path, cell=1.1, fontsize=6)
+            rows.append(images[kind][:count].float().cpu())
+            labels.append(f"{_NAMES[name]}\n{title}")
+    count, size = min(r.shape[0] for r in rows), rows[0].shape[-2:]
+    same = [torch.nn.functional.interpolate(r[:count], size=size, mode="nearest") for r in rows]  # datasets' sizes
+    grid = torch.stack(same)  # (rows, count, 3, R, R)
+    plot_image_grid(grid, path, [f"image {j}" for j in range(count)], labels, cell=1.1)
 
 
 def run_generation_table(opts: RunOptions, here: Path | None = None) -> dict[str, Any]:

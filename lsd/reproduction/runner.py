@@ -231,14 +231,22 @@ def learning_rate_phases(records: list[dict[str, Any]], rel_tol: float = 1e-6) -
 def slot_diagnostic(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Summary of the "does the decoder use its slots" diagnostic in a training log.
 
-    Averages the last quarter (at least one) of the records that carry it: the denoising loss
-    with each image's own slots and with slots shuffled across the batch, and their ratio
-    (> 1: the decoder uses the slots). None when the log has no diagnostic.
+    Averages the last quarter (at least one) of the last stage's records that carry it: the
+    denoising loss with each image's own slots and with slots shuffled across the batch, and their
+    ratio (> 1: the decoder uses the slots). A stage starts where the record's ``stage`` changes or
+    its step counter restarts (a run continued with ``init_from``); stages may train other
+    networks on other losses, so their losses are not averaged together. ``curve`` keeps every
+    stage. None when the log has no diagnostic.
     """
     diag = [r for r in records if "loss_right_slots" in r and "loss_shuffled_slots" in r]
     if not diag:
         return None
-    tail = diag[-max(1, len(diag) // 4) :]
+    first = max(
+        (i for i in range(1, len(diag)) if diag[i].get("stage") != diag[i - 1].get("stage") or diag[i]["step"] <= diag[i - 1]["step"]),
+        default=0,
+    )  # fmt: skip
+    stage = diag[first:]
+    tail = stage[-max(1, len(stage) // 4) :]
     right = sum(r["loss_right_slots"] for r in tail) / len(tail)
     shuffled = sum(r["loss_shuffled_slots"] for r in tail) / len(tail)
     return {
@@ -367,14 +375,14 @@ def check_resumable(train_config) -> None:
         )
 
 
-def train_model(train_config):
+def train_model(train_config, progress: bool = True):
     """Train (or resume the same recipe in) ``train_config.output_dir``; returns ``(model, result,
-    log)``, or None on a non-main process of a multi-process run."""
+    log)``, or None on a non-main process of a multi-process run. ``progress``: the trainer's bar."""
     from lsd.models.lsd import LatentSlotDiffusion
     from lsd.training.trainer import train
 
     check_resumable(train_config)
-    result = train(train_config, resume="latest")
+    result = train(train_config, resume="latest", progress=progress)
     if int(os.environ.get("RANK", "0")) != 0:
         return None  # multi-process training: the main process evaluates
     if result.checkpoint is None:
@@ -405,7 +413,7 @@ def train_phase(state: RunState) -> bool:
     opts, tag = state.opts, state.tag
     if opts.checkpoint is None:
         state.train_config = train_config_of(opts, state.budget, state.plan, state.output / "train")
-        trained = train_model(state.train_config)
+        trained = train_model(state.train_config, progress=opts.progress)
         if trained is None:
             return False
         model, result, log = trained
@@ -550,10 +558,12 @@ def figures_phase(state: RunState) -> None:
     if state.logs:
         plot_training_curves(state.logs, out / "training_curve.png")
         state.figures["training_curve"] = "training_curve.png"
+    from tqdm.auto import tqdm
+
+    decoders = [m for m in state.models if m.model.vae is not None]
     recons = {
         m.label: reconstruct(m.model, ex["pixel_values"], state.opts.seed, state.budget.sample_steps)
-        for m in state.models
-        if m.model.vae is not None
+        for m in tqdm(decoders, desc="reconstructions", unit="model", disable=not state.opts.progress)
     }
     state.figures["reconstructions"] = None
     if recons:
@@ -573,12 +583,27 @@ def heading(state: RunState) -> str:
     )
 
 
+def budget_record(state: RunState) -> dict[str, Any]:
+    """The budget as ``results.json`` records it: the split sizes are the ones the data phase used
+    (a table's stand-in may have its own; real data has its own), not the budget's defaults."""
+    record = asdict(state.budget)
+    spec = state.plan.record.get("spec") or {}
+    for key in ("num_train", "num_validation"):
+        if state.plan.standin and key in spec:
+            record[key] = spec[key]
+        elif not state.plan.standin:
+            record.pop(key)
+    return record
+
+
 def report_phase(state: RunState, start: float) -> dict[str, Any]:
     """Phase 5: table.md, table.csv, results.json; the terminal table. Returns the results record."""
     from lsd.evaluation.report import versions
     from lsd.reproduction.table import TERMINAL_WIDTH, results_table, to_markdown, to_terminal
+    from lsd.reproduction.verdict import verdict_notes
 
     spec, out = state.spec, state.output
+    state.notes += verdict_notes(state.methods, state.budget.name)
     table = results_table(state.methods, spec.paper_dataset, spec.rows)
     label = "stand-in" if state.plan.standin else "real"
     write_text_atomic(out / "table.csv", f"# data: {label}\n" + table.to_csv(float_format="%.4f"))
@@ -588,11 +613,11 @@ def report_phase(state: RunState, start: float) -> dict[str, Any]:
         "task": spec.name,
         "data_label": label,
         "data": state.plan.record,
-        "budget": asdict(state.budget),
+        "budget": budget_record(state),
         "seed": state.opts.seed,
         "train_config": state.train_config.to_dict() if state.train_config is not None else None,
         "methods": state.methods,
-        "results": state.results,
+        **({"results": state.results} if state.results else {}),  # the extra phases' records
         "notes": state.notes,
         "figures": state.figures,
         "versions": versions(),
@@ -606,15 +631,7 @@ def report_phase(state: RunState, start: float) -> dict[str, Any]:
     write_text_atomic(out / "results.json", json.dumps(record, indent=2, default=str) + "\n")
     print(heading(state).splitlines()[0])
     print(to_terminal(table))
-    lines = list(state.notes)
-    for name, method in state.methods.items():
-        diag = method.get("diagnostic")
-        if diag:
-            lines.append(
-                f"{name}: denoising loss with own slots {diag['loss_right_slots']:.4f}, with shuffled slots "
-                f"{diag['loss_shuffled_slots']:.4f} (x{diag['shuffled_over_right']:.2f})"
-            )
-    for line in lines:
+    for line in state.notes:
         print(textwrap.fill(line, TERMINAL_WIDTH, subsequent_indent="  "))
     print(f"results.json, table.md, table.csv and figures in {record['wall_seconds']:.0f} s:\n{out}")
     return record
@@ -638,7 +655,7 @@ def run_table(spec: TableSpec, opts: RunOptions) -> dict[str, Any]:
 
 __all__ = [
     "BUDGET_NAMES", "Budget", "DataPlan", "Method", "RunOptions", "RunState", "TableSpec", "baseline_segmenters",
-    "check_options", "check_resumable", "data_phase", "evaluate_model", "evaluate_phase", "figures_phase",
+    "budget_record", "check_options", "check_resumable", "data_phase", "evaluate_model", "evaluate_phase", "figures_phase",
     "learning_rate_phases", "load_any_checkpoint", "real_plan", "read_train_log", "reconstruct", "report_phase",
     "run_table", "slot_diagnostic", "standin_plan", "train_config_of", "train_model", "train_phase",
 ]  # fmt: skip

@@ -18,7 +18,7 @@ from pathlib import Path
 from lsd.reproduction.runner import Budget, DataPlan, RunOptions, RunState, TableSpec, real_plan, standin_plan
 from lsd.reproduction.table import ROWS, SEGMENTATION_ROWS, MetricRow, probe_rows
 
-__all__ = ["SEGMENTATION_TABLES", "describe_all", "standin_budgets", "table_names"]
+__all__ = ["SEGMENTATION_TABLES", "standin_budgets", "table_names"]
 
 _SMOKE = "CI check of the whole pipeline (minutes): numbers mean nothing"
 
@@ -54,7 +54,7 @@ def _movi_e_data(spec: TableSpec, opts: RunOptions, budget: Budget) -> DataPlan:
     if opts.data is None:
         overrides = [f"data.root={opts.cache}"]
         data = load_train_config(budget.train_config, [*budget.train_overrides, *overrides, *opts.overrides]).data
-        folder = synth_dataset_dir(data)
+        folder = synth_dataset_dir(data, progress=opts.progress)  # generated here, before training
         return DataPlan(
             standin=True,
             train_overrides=overrides,
@@ -184,6 +184,12 @@ def _ffhq_part_swaps(state: RunState) -> None:
         )  # fmt: skip
         images = scores.pop("images")
         state.methods[method.label]["part_swap"] = scores
+        changed = scores["mean"]["changed_rate"]
+        if changed is not None and changed < 1:
+            state.notes.append(
+                f"{method.label}: {100 * (1 - changed):.1f} % of part swaps changed nothing in the part's region "
+                "(within one 8-bit level of the unswapped reconstruction); 'rest kept' counts those too."
+            )
         if "part_swaps" not in state.figures:  # the first pairs (every score covers all of them)
             shown = {k: v[:FIGURE_PAIRS] for k, v in images.items()}
             plot_part_swaps(shown, state.output / "part_swaps.png")
@@ -280,6 +286,7 @@ _CLEVR_ROWS = (
 _FFHQ_ROWS = (
     *(MetricRow(f"part {r.label}", r.ours, None, r.percent, r.short) for r in SEGMENTATION_ROWS),
     MetricRow("part swap success %", ("part_swap", "mean.success_rate"), None, True, "swap ok"),
+    MetricRow("part swap: part changed %", ("part_swap", "mean.changed_rate"), None, True, "changed"),
     MetricRow("part swap: rest kept %", ("part_swap", "mean.kept_rate"), None, True, "kept"),
     MetricRow("part swap MAE to donor", ("part_swap", "mean.mae_to_donor"), None, False, "MAE donor"),
     MetricRow("part swap MAE to original", ("part_swap", "mean.mae_to_original"), None, False, "MAE orig"),
@@ -326,7 +333,7 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
                 sample_steps=5,
                 figure_images=2,
             ),
-            "cpu": Budget("cpu", "synth-cpu", "the default: 1,500 steps from scratch, 5 to 14 minutes on 2 CPU cores"),
+            "cpu": Budget("cpu", "synth-cpu", "the default: 1,500 steps from scratch (a measured time: README)"),
             "paper": Budget("paper", "movi-e-paper", "the release's recipe (GPUs, days); needs --data"),
         },  # fmt: skip
         data=_movi_e_data,
@@ -384,7 +391,7 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
     "coco": TableSpec(
         standin_text="synthetic scenes as COCO instances (amodal, overlapping masks; crowds)",
         name="coco",
-        title="COCO reproduction (Stable-LSD object discovery)",
+        title="COCO reproduction (object discovery; the paper's model: Stable-LSD)",
         dataset="COCO 2017",
         paper_dataset="coco",
         metrics="FG-ARI with pixels of overlapping instances ignored, mBO over instance masks (DINOSAUR-style "
@@ -403,11 +410,3 @@ SEGMENTATION_TABLES: dict[str, TableSpec] = {
 def table_names() -> list[str]:
     """Every table with a reproduction, in the paper's order, the generation table last."""
     return ["movi-c", "movi-e", "clevr", "clevrtex", "ffhq", "coco", "generation"]
-
-
-def describe_all() -> str:
-    """``--list``: each table, what it measures and on what."""
-    from lsd.reproduction.generation_table import GENERATION_DESCRIPTION
-
-    parts = [SEGMENTATION_TABLES[name].describe() for name in table_names() if name in SEGMENTATION_TABLES]
-    return "\n\n".join([*parts, GENERATION_DESCRIPTION])

@@ -16,19 +16,23 @@ sees the same global batches (and per-image noise) as one process with a P-times
 
 from __future__ import annotations
 
+import bisect
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
 from lsd.data.images import GlobImageDataset
 from lsd.training.config import DataConfig
 
 
-def synth_dataset_dir(config: DataConfig) -> Path:
-    """Where the synthetic stand-in for ``config`` lives (generated on first use)."""
+def synth_dataset_dir(config: DataConfig, progress: bool = True) -> Path:
+    """Where the synthetic stand-in for ``config`` lives (generated on first use; ``progress``: the
+    generator's bar)."""
     from lsd.data.synthetic import SynthSpec, write_dataset
 
     spec = SynthSpec(
@@ -44,19 +48,24 @@ def synth_dataset_dir(config: DataConfig) -> Path:
         num_validation=config.synth_num_validation,
     )
     root = Path(config.root or "data")
-    return write_dataset(root, spec)
+    return write_dataset(root, spec, progress=progress)
 
 
 class ReaderImages(Dataset):
-    """The images of a real reader's split, for training: items ``{"pixel_values", "index"}`` as
-    the reader gives them (its crop and resize; ``(3, R, R)`` in [-1, 1]), mirrored left-right when
-    ``flip`` and ``(seed, epoch, index)`` says so (as :class:`GlobImageDataset`). Labels are read
-    by the reader and dropped."""
+    """The images of real readers' splits, one after another, for training: items
+    ``{"pixel_values", "index"}`` as each reader gives them (its crop and resize; ``(3, R, R)`` in
+    [-1, 1]), mirrored left-right when ``flip`` and ``(seed, epoch, index)`` says so (as
+    :class:`GlobImageDataset`). Only the images are read (each reader's ``pixel_values(index)``),
+    never the masks or labels."""
 
-    def __init__(self, reader: Dataset, flip: bool = False, seed: int = 0, sources: tuple[str, ...] = ()) -> None:
-        self.reader, self.flip, self.seed, self.epoch = reader, flip, seed, 0
-        if len(reader) == 0:
-            raise FileNotFoundError(f"the training split of {' + '.join(sources) or type(reader).__name__} is empty")
+    def __init__(
+        self, readers: Sequence[Dataset], flip: bool = False, seed: int = 0, sources: tuple[str, ...] = ()
+    ) -> None:
+        self.readers, self.flip, self.seed, self.epoch = list(readers), flip, seed, 0
+        self.ends = list(itertools.accumulate(len(r) for r in self.readers))  # index ranges per reader
+        if not self.ends or self.ends[-1] == 0:
+            names = " + ".join(sources) or ", ".join(type(r).__name__ for r in self.readers)
+            raise FileNotFoundError(f"the training split of {names} is empty")
         # what the images are, ``reader:root:split`` per source (keys the autoencoder stage's cache
         # beside the image count, as GlobImageDataset.files does)
         self.files = list(sources)
@@ -65,15 +74,18 @@ class ReaderImages(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.reader)
+        return self.ends[-1]
 
     def flips(self, index: int, epoch: int) -> bool:
         """Whether item ``index`` is mirrored in ``epoch`` (never without ``flip``)."""
         return self.flip and bool(np.random.default_rng((self.seed, epoch, index)).random() < 0.5)
 
     def view(self, index: int, mirrored: bool) -> dict:
-        """The item ``index`` as the reader crops it, mirrored left-right or not."""
-        pixels = self.reader[index]["pixel_values"]
+        """The item ``index`` as its reader crops it, mirrored left-right or not."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} is outside the {len(self)} training images")
+        which = bisect.bisect_right(self.ends, index)
+        pixels = self.readers[which].pixel_values(index - (self.ends[which - 1] if which else 0))
         return {"pixel_values": pixels.flip(-1) if mirrored else pixels, "index": index}
 
     def get(self, index: int, epoch: int) -> dict:
@@ -81,8 +93,7 @@ class ReaderImages(Dataset):
 
     def image_paths(self) -> list[Path]:
         """The image file each index reads (every reader names its images: ``image_paths()``)."""
-        readers = self.reader.datasets if isinstance(self.reader, ConcatDataset) else [self.reader]
-        return [path for reader in readers for path in reader.image_paths()]
+        return [path for reader in self.readers for path in reader.image_paths()]
 
     def __getitem__(self, index: int) -> dict:
         return self.get(index, self.epoch)
@@ -101,9 +112,8 @@ def build_train_dataset(config: DataConfig, seed: int) -> GlobImageDataset | Rea
             open_dataset(name, root, split=split, resolution=config.resolution, ffhq_num_train=config.ffhq_num_train)
             for name, root in sources
         ]
-        reader = readers[0] if len(readers) == 1 else ConcatDataset(readers)
         names = tuple(f"{name}:{root}:{split}" for name, root in sources)
-        return ReaderImages(reader, config.flip, seed, sources=names)
+        return ReaderImages(readers, config.flip, seed, sources=names)
     if config.kind == "synth":
         folder = synth_dataset_dir(config)
         root, pattern = folder / f"{folder.name}-train-with-label" / "images", "**/*_image.png"

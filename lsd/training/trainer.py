@@ -440,16 +440,20 @@ class Trainer:
         tracker = acc.get_tracker("tensorboard", unwrap=True)
         tracker.add_image("validation", grid, self.step, dataformats="HWC")
 
-    def train(self, resume: str | os.PathLike | None = None, overwrite: bool = False) -> TrainResult:
+    def train(
+        self, resume: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True
+    ) -> TrainResult:
         """Train to ``train.max_steps``. ``resume``: ``None`` (a fresh run: the output folder must
         hold no files unless ``overwrite``, which removes the earlier run's), ``"latest"`` or a
         checkpoint folder (see :func:`resolve_resume`; later checkpoints of this run folder are
-        set aside, :func:`lsd.runs.set_aside_later`).
+        set aside, :func:`lsd.runs.set_aside_later`). ``progress=False`` hides the main process's
+        tqdm bar (its postfix: the last step's loss), as the constructor's ``progress`` does.
 
         The main process holds the run folder's lock throughout (:func:`lsd.runs.hold_run`).
         SIGINT / SIGTERM stop the run after the step in progress (and its checkpoint, or a
         checkpoint of that step when ``checkpoint.on_interrupt``): :class:`lsd.runs.Interrupted`
         names the checkpoint to resume."""
+        self.progress = self.progress and progress
         lock = hold_run(self.output_dir) if self.accelerator.is_main_process else nullcontext()
         with lock, stop_on_signals() as stop, ExitStack() as cleanup:
             return self._train(resume, overwrite, stop, cleanup)
@@ -515,6 +519,7 @@ class Trainer:
             bar.update(1)
 
             loss = self._reduce_mean(torch.stack(losses).mean())
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # this step's loss (logged every log_every)
             if self.step % loop.log_every == 0 or self.step == loop.max_steps:
                 record = {"step": self.step, "loss": loss, "lr": self.lr_scheduler.get_last_lr()[-1],
                           "seconds": time.perf_counter() - start}  # fmt: skip
@@ -522,7 +527,6 @@ class Trainer:
                 if loop.diagnostic_every and self.step % loop.diagnostic_every == 0:
                     record.update(self._slot_diagnostic(batch, micro_step))
                 self._log(record)
-                bar.set_postfix(loss=f"{loss:.4f}")
             if self.step % self.config.checkpoint.every == 0 or self.step == loop.max_steps:
                 last_checkpoint = self.save_checkpoint({"loss": loss})
             if self.config.validation.every and self.step % self.config.validation.every == 0:

@@ -99,3 +99,12 @@ def test_dinov2_view_is_the_release_transform_in_training_and_evaluation(tmp_pat
     torch.testing.assert_close(backbone_view(model, pixels)[0], expected, rtol=0, atol=1e-5)
     assert backbone_view(model, pixels, view[None]) is not None
     assert backbone_view(SimpleNamespace(backbone=torch.nn.Identity()), pixels) is None
+
+
+def test_no_images_names_the_pattern_and_root_without_a_portion_of_none(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        GlobImageDataset(tmp_path, 32)
+    assert str(err.value) == f"no images match '**/*.png' under {tmp_path}"
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    with pytest.raises(FileNotFoundError, match=r"portion \[0.5, 0.5\] selects none of the 1 images"):
+        GlobImageDataset(tmp_path, 32, portion=(0.5, 0.5))

@@ -133,3 +133,17 @@ def test_unknown_dataset_name_is_rejected(model_folder, synth_folder, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'mnist'" in err and "movi-e" in err and "synth" in err
+
+
+def test_defaults_evaluate_the_standin_with_the_reproductions_seed(
+    model_folder, synth_folder, model, dataset, tmp_path
+):
+    """No --dataset and no --seed: the stand-in's reader and the reproductions' seed, so the numbers
+    are the ones ``reproductions/*.py`` reports for the same model and images."""
+    from lsd.reproduction.runner import RunOptions
+
+    argv = ["evaluate", "--checkpoint", str(model_folder), "--data", str(synth_folder), "--probe-steps", "0"]
+    assert main([*argv, "--output", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    record = json.loads((tmp_path / "out" / "results.json").read_text())
+    expected = evaluate(model, dataset, seed=RunOptions(output=tmp_path).seed, probe_steps=0, progress=False)
+    assert record["seed"] == 42 and record["metrics"] == expected.metrics

@@ -36,31 +36,52 @@ def test_compose_builds_saves_and_reuses_the_library_and_pins_the_protocol(folde
     record = json.loads((tmp_path / "a" / "results.json").read_text())
     assert record["protocol"]["num_images"] == 5 and record["protocol"]["num_inference_steps"] == 2
     assert record["protocol"]["sampler"] == "dpm" and record["library"]["split"] == "train"
-    with Image.open(tmp_path / "a" / "compositions.png") as figure:  # 2 rows x 4 columns of 2x tiles
-        assert figure.size == (4 * 64, 2 * 64)
+    with Image.open(tmp_path / "a" / "compositions.png") as figure:  # 2 labelled rows x 4 titled columns
+        assert figure.size[0] > 1.5 * figure.size[1] > 300
     before = (library / "concepts.safetensors").read_bytes()
-    # a second run loads the library (other K-means settings are not applied) and gives the same images
-    assert (
-        _run("compose", model, data, tmp_path / "b", "--library", str(library), "--num", "5", "--num-concepts", "6")
-        == 0
-    )
+    # the same recipe reuses the library and gives the same images
+    assert _run("compose", model, data, tmp_path / "b", "--library", str(library), "--num", "5", *LIBRARY) == 0
     assert (library / "concepts.safetensors").read_bytes() == before
     assert (tmp_path / "a" / "compositions.png").read_bytes() == (tmp_path / "b" / "compositions.png").read_bytes()
+
+
+def test_a_library_of_another_recipe_is_refused_naming_the_difference_or_rebuilt_on_request(folders, tmp_path, capsys):
+    model, data = folders
+    library = tmp_path / "library"
+    assert _run("compose", model, data, tmp_path / "a", "--library", str(library), "--num", "2", *LIBRARY) == 0
+    capsys.readouterr()
+    before = (library / "concepts.safetensors").read_bytes()
+    other = [*LIBRARY[:-1], "6"]  # --library-images 6
+    argv = ["--library", str(library), "--num", "2", *other, "--num-concepts", "5"]
+    assert _run("compose", model, data, tmp_path / "b", *argv) == 2
+    err = capsys.readouterr().err
+    assert "another recipe" in err and "num_concepts 4 (this run: 5)" in err and "num_images 8 (this run: 6)" in err
+    assert "--rebuild-library" in err and not (tmp_path / "b").exists()
+    assert (library / "concepts.safetensors").read_bytes() == before
+    assert _run("compose", model, data, tmp_path / "b", *argv, "--rebuild-library") == 0
+    meta = json.loads((library / "concepts.json").read_text())
+    assert meta["num_concepts"] == 5 and meta["meta"]["num_images"] == 6
+    assert meta["meta"]["checkpoint"] == str(model.resolve())
 
 
 def test_edit_and_evaluate_generation_write_results_and_figures(folders, tmp_path, capsys):
     model, data = folders
     assert _run("edit", model, data, tmp_path / "edit", "--num-images", "4") == 0
+    printed = capsys.readouterr().out
+    assert "{" not in printed and len(printed.splitlines()) <= 15  # a short table; the JSON goes to the file
+    assert "removal" in printed.splitlines()[1] and "success" in printed
     record = json.loads((tmp_path / "edit" / "results.json").read_text())
     assert record["protocol"]["num_images"] == 4 and len(record["per_image"]) == 4
     assert set(record["edits"]) >= {"removal", "insertion", "background", "num_scenes"}
-    with Image.open(tmp_path / "edit" / "edits.png") as figure:
-        assert figure.size == (7 * 64, 4 * 64)
+    with Image.open(tmp_path / "edit" / "edits.png") as figure:  # 4 labelled rows x 7 titled columns
+        assert 1.2 * figure.size[1] < figure.size[0] < 2.5 * figure.size[1]
     out = tmp_path / "eval"
     assert (
         _run("evaluate-generation", model, data, out, "--library", str(tmp_path / "lib"), "--num-images", "4", *LIBRARY)
         == 0
     )
+    printed = capsys.readouterr().out
+    assert "{" not in printed and len(printed.splitlines()) <= 30 and "distance to real, composed" in printed
     record = json.loads((out / "results.json").read_text())
     assert record["distances"]["comparable_with_paper_fid"] is False
     assert set(record["distances"]) >= {"own_slots", "composed", "shuffled"}

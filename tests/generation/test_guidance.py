@@ -84,7 +84,7 @@ def test_plain_lsd_is_refused_before_encoding_or_sampling(faces):
     with pytest.raises(ValueError, match="no null embedding"):
         guidance_samples(pipe, faces, num_inference_steps=STEPS)
     pipe.set_null_embedding(torch.zeros(1, 3, 16))  # for 3 slots; the model has 4
-    with pytest.raises(ValueError, match="null embedding covers 3 slots, the model has 4"):
+    with pytest.raises(ValueError, match="null embedding covers 3 slots, the slots to decode are 4"):
         guidance_samples(pipe, faces, num_inference_steps=STEPS)
 
 

@@ -47,6 +47,9 @@ def test_scores_identity_edit_0_pasted_donor_part_1_and_a_full_copy_loses_the_re
     region[4:8, 4:8] = True
     same = score_part_edit(rec, rec, donor, region, margin=1)
     assert same["success"] is False and same["kept"] is True and same["mae_to_original"] == 0.0
+    assert same["changed"] is False  # kept trivially: nothing changed, and the record says so
+    assert score_part_edit(rec + 1 / 255, rec, donor, region, margin=1)["changed"] is False  # under one level
+    assert score_part_edit(rec + 3 / 255, rec, donor, region, margin=1)["changed"] is True
     pasted = score_part_edit(torch.where(region, donor, rec), rec, donor, region, margin=1)
     assert pasted["success"] is True and pasted["kept"] is True and pasted["mae_to_donor"] == 0.0
     assert pasted["mae_to_original"] == pytest.approx((donor - rec)[:, 4:8, 4:8].abs().mean().item())
@@ -140,6 +143,7 @@ def test_swaps_exchange_each_shared_parts_slots_with_the_reconstructions_noise(t
         assert summary["mae_to_original"] == pytest.approx(sum(errors) / len(errors), rel=1e-5)
     assert record["mean"]["success_rate"] == 1.0 and record["mean"]["kept_rate"] == 0.0
     assert record["controls"]["no_swap"]["success_rate"] == 0.0 and record["controls"]["no_swap"]["kept_rate"] == 1.0
+    assert record["controls"]["no_swap"]["changed_rate"] == 0.0 and record["mean"]["changed_rate"] == 1.0
     assert record["controls"]["copy_donor_part"]["success_rate"] == 1.0
     assert record["controls"]["copy_donor_part"]["kept_rate"] == 1.0
     images = record["images"]

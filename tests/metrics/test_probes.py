@@ -117,3 +117,12 @@ def test_bad_split_and_slots():
         fit_property_probes(torch.zeros(2, 5, 4), {"a": torch.zeros(2)}, {"a": "discrete"}, steps=1)
     with pytest.raises(ValueError, match="train_fraction"):
         probe_split(10, train_fraction=1.0)
+
+
+def test_probe_training_shows_progress_only_when_asked_and_it_changes_nothing(capfd):
+    slots = torch.randn(40, 4, generator=torch.Generator().manual_seed(0))
+    labels, kinds = {"c": (slots[:, 0] > 0).long()}, {"c": "discrete"}
+    quiet = fit_property_probes(slots, labels, kinds, steps=20)
+    assert "property probes" not in capfd.readouterr().err
+    shown = fit_property_probes(slots, labels, kinds, steps=20, progress=True)
+    assert "property probes" in capfd.readouterr().err and shown == quiet

@@ -39,7 +39,9 @@ def test_reconstruct_writes_one_image_per_input_equal_to_the_pipeline(model_fold
     assert main([*args, "--steps", "2", "--batch-size", "2", "--seed", "3"]) == 0
     assert "3 reconstructions" in capsys.readouterr().out
     written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png"))
-    assert written == sorted(names)
+    assert written == sorted([*names, "inputs-vs-reconstructions.png"])  # and the side-by-side figure
+    with PIL.Image.open(tmp_path / "out" / "inputs-vs-reconstructions.png") as figure:  # 3 rows x 2 columns
+        assert figure.size[1] > 1.2 * figure.size[0]
     # the same as calling the pipeline on the image with the documented per-image generator
     pipe = LSDPipeline.from_pretrained(model_folder)
     pipe.set_progress_bar_config(disable=True)

@@ -89,6 +89,17 @@ def test_slot_diagnostic_averages_the_last_quarter_of_diagnostic_records():
     assert slot_diagnostic([{"step": 1, "loss": 0.5}]) is None
 
 
+def test_slot_diagnostic_averages_the_last_stage_only():
+    """A later stage (another decoder, another loss scale) is not averaged with the one before."""
+    first = [{"step": 10 * k, "loss_right_slots": 0.1, "loss_shuffled_slots": 0.2, "stage": 1} for k in range(1, 9)]
+    second = [{"step": 10 * k, "loss_right_slots": 0.9, "loss_shuffled_slots": 1.2, "stage": 2} for k in range(1, 5)]
+    diag = slot_diagnostic(first + second)
+    assert diag["steps_averaged"] == [40] and diag["loss_right_slots"] == pytest.approx(0.9)
+    assert diag["shuffled_over_right"] == pytest.approx(1.2 / 0.9) and len(diag["curve"]) == 12
+    restarted = [{k: v for k, v in r.items() if k != "stage"} for r in first + second]  # no stage field
+    assert slot_diagnostic(restarted)["loss_right_slots"] == pytest.approx(0.9)
+
+
 def test_learning_rate_phases_split_warmup_plateau_and_decay():
     # warmup to 3e-4 by step 100, constant to 12,000, then linear decay to 0 at 24,000
     def lr(step: int) -> float:

@@ -207,3 +207,18 @@ def test_a_decoder_stage_is_refused_unless_the_encoder_weights_are_bitwise_the_s
     candidate.save_pretrained(tmp_path / "candidate")
     with pytest.raises(ValueError, match=r"decoder stage: slot_attention\..* differs from the shipped weights"):
         ship.check_encoder_unchanged(tmp_path / "candidate", tmp_path / "shipped")
+
+
+def test_shipped_diagnostic_is_the_decoder_stage_alone():
+    """The README's numbers: the last quarter of the decoder stage (stage 4), not an average over
+    the stages (the encoder stages' losses are on another scale)."""
+    from lsd.reproduction.runner import slot_diagnostic
+
+    records = _records(SHIPPED / "train_log.jsonl")
+    decoder = [r for r in records if r.get("stage") == 4 and "loss_right_slots" in r]
+    last = decoder[-(len(decoder) // 4) :]
+    diag = slot_diagnostic(records)
+    assert diag["steps_averaged"] == [r["step"] for r in last]
+    assert diag["loss_right_slots"] == pytest.approx(sum(r["loss_right_slots"] for r in last) / len(last))
+    assert diag["loss_shuffled_slots"] == pytest.approx(sum(r["loss_shuffled_slots"] for r in last) / len(last))
+    assert diag["shuffled_over_right"] > 1.2

@@ -374,3 +374,15 @@ def test_init_from_components_is_checked(make_config):
         make_config(init_from="x", init_from_components=["decoder"])
     with pytest.raises(ValueError, match="init_from_components=\\[\\]: List should have at least 1 item"):
         make_config(init_from="x", init_from_components=[])
+
+
+def test_the_bar_follows_progress_and_shows_every_steps_loss(make_config, tmp_path, capfd):
+    """``progress=False`` (``--no-progress``) silences the trainer's bar; with it, the loss shown
+    is the last step's, not the last logged one's."""
+    Trainer(make_config(output_dir=str(tmp_path / "quiet"))).train(progress=False)
+    assert "train" not in capfd.readouterr().err
+    config = make_config(output_dir=str(tmp_path / "shown"), train={"log_every": 100})  # no record logged
+    trainer = Trainer(config)
+    trainer.train()
+    err = capfd.readouterr().err
+    assert "train" in err and "loss=" in err
