@@ -24,17 +24,27 @@ def test_version_prints_the_package_version(capsys):
     assert capsys.readouterr().out.strip() == f"lsd {lsd.__version__}"
 
 
+def _nested(command: str, parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+    """``parser`` and the parsers of its own subcommands (``lsd cache build``, ``lsd data prepare``)."""
+    found = [(command, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found += _nested(f"{command} {name}", child)
+    return found
+
+
 @pytest.mark.parametrize("command", sorted(_subcommands()))
 def test_every_option_has_help_and_help_shows_its_default(command):
-    parser = _subcommands()[command]
-    text = " ".join(parser.format_help().split())
-    for action in parser._actions:
-        if isinstance(action, argparse._HelpAction):
-            continue
-        name = action.option_strings[-1] if action.option_strings else action.dest
-        assert action.help, f"lsd {command} {name}: no help text"
-        if action.default is not None and action.default is not False and "default" not in action.help:
-            assert f"(default: {action.default})" in text, f"lsd {command} --help: no default for {name}"
+    for full, parser in _nested(command, _subcommands()[command]):
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            name = action.option_strings[-1] if action.option_strings else action.dest
+            assert action.help, f"lsd {full} {name}: no help text"
+            if action.default is not None and action.default is not False and "default" not in action.help:
+                assert f"(default: {action.default})" in text, f"lsd {full} --help: no default for {name}"
 
 
 def _parsed(command: str) -> argparse.Namespace:

@@ -80,7 +80,7 @@ def _verify(args: argparse.Namespace) -> int:
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Register ``lsd cache`` with the subcommands build, info and verify."""
     cache = add("cache", help="cache what frozen networks compute (VAE posteriors, frozen backbone features)")
-    sub = cache.add_subparsers(dest="cache_command", required=True)
+    sub = cache.add_subparsers(dest="cache_command", required=True, help="what to do with a cache")
     build = sub.add_parser(
         "build",
         help="one pass over a training config's images; resumable; multi-process under accelerate launch / torchrun",

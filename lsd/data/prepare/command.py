@@ -38,7 +38,7 @@ def _prepare(args: argparse.Namespace) -> int:
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Register ``lsd data prepare`` through ``add(name, help=...)``, ``lsd``'s subparser factory."""
     data = add("data", help="prepare real datasets in the layouts the readers read")
-    sub = data.add_subparsers(dest="data_command", required=True)
+    sub = data.add_subparsers(dest="data_command", required=True, help="what to prepare")
     prepare = sub.add_parser(
         "prepare",
         help="MOVi-C / MOVi-E from their TFDS release (no TensorFlow) into the LSD release's dump layout",
@@ -46,15 +46,21 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
         "and writes OUT/<dataset>/<dataset>-<split>-with-label/{images,labels}/ as the LSD release's dump "
         "script does. Reruns skip (and verify) the videos already written.",
     )
-    prepare.add_argument("dataset", choices=sorted(TFDS_NAMES))
+    prepare.add_argument("dataset", choices=sorted(TFDS_NAMES), help="which MOVi dataset")
     prepare.add_argument("--out", required=True, help="root folder (what --data takes)")
-    prepare.add_argument("--splits", default=",".join(DEFAULT_SPLITS), help="comma-separated (also: test)")
+    prepare.add_argument(
+        "--splits", default=",".join(DEFAULT_SPLITS), help="comma-separated (also: test) (default: %(default)s)"
+    )
     prepare.add_argument(
         "--source", default=None, help=f"TFDS release folder, data_dir or http(s) URL (default: {PUBLIC_TFDS})"
     )
     prepare.add_argument("--limit", type=int, default=None, help="the first N videos of each split")
     prepare.add_argument(
-        "--resolution", type=int, default=256, choices=[256, 128], help="which release of the public bucket"
+        "--resolution",
+        type=int,
+        default=256,
+        choices=[256, 128],
+        help="which release of the public bucket (default: %(default)s)",
     )
     prepare.add_argument(
         "--workers",
@@ -62,7 +68,9 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
         default=os.cpu_count() or 1,
         help="processes decoding and writing (default: CPUs)",
     )
-    prepare.add_argument("--retries", type=int, default=5, help="reconnections per dropped download")
+    prepare.add_argument(
+        "--retries", type=int, default=5, help="reconnections per dropped download (default: %(default)s)"
+    )
     prepare.add_argument("--no-progress", action="store_true", help="no progress bars")
     prepare.add_argument("--debug", action="store_true", help="show the traceback of an error")
     prepare.set_defaults(func=_prepare)
