@@ -89,7 +89,12 @@ AVERAGING = {
 }
 
 #: The class-mask scores (keys of ``metrics``), from the instance scores of the same name.
-CLASS_KEYS = {"mbo": "mbo_class", "miou": "miou_class", "mbo_image": "mbo_class_image", "miou_image": "miou_class_image"}
+CLASS_KEYS = {
+    "mbo": "mbo_class",
+    "miou": "miou_class",
+    "mbo_image": "mbo_class_image",
+    "miou_image": "miou_class_image",
+}
 
 
 def slot_noise(seed: int, indices: Sequence[int], num_slots: int, slot_size: int) -> torch.Tensor:
