@@ -241,7 +241,7 @@ def _conventions(
         "class_masks": None
         if scored.class_label is None
         else f"instances merged by their {scored.class_label!r} label (class id per pixel; same ignored pixels)",
-        "averaging": AVERAGING,
+        "averaging": {k: v for k, v in AVERAGING.items() if scored.class_label or k not in CLASS_KEYS.values()},
         "unmatched_objects": "objects the Hungarian matching leaves out (more objects than slots) are not "
         "counted by the object-averaged mbo / miou (the release's rule)",
         "segmentation": "last-iteration slot attention summed over heads, bilinear resize "

@@ -12,7 +12,7 @@ from lsd.metrics import segmentation_scores
 from ..release_fixture import TINY_SLOT_ATTN, write_release_checkpoint
 from .conftest import NUM_IMAGES
 
-SEGMENTATION_KEYS = {"fg_ari", "mbo", "miou", "mbo_image", "miou_image"}
+SEGMENTATION_KEYS = {"fg_ari", "ari", "mbo", "miou", "mbo_image", "miou_image"}
 
 
 def _evaluate_cli(checkpoint, data, output, *extra):
