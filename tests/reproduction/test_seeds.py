@@ -35,8 +35,8 @@ def test_mean_std_and_each_seed_are_the_seeds_values():
     agg = aggregate_seeds(seed_frames(records, "movi-c", SEGMENTATION_ROWS))
     fg = [50.0, 60.0, 70.0]  # percent, typed from the records above
     row = agg["values"]["ours"]["FG-ARI %"]
-    assert row["mean"] == pytest.approx(60.0)
-    assert row["std"] == pytest.approx(10.0)  # sample std of 50, 60, 70
+    assert row["mean"] == pytest.approx(np.mean(fg)) == 60.0
+    assert row["std"] == pytest.approx(np.std(fg, ddof=1)) == 10.0  # the sample std
     assert row["per_seed"] == {"0": pytest.approx(50.0), "1": pytest.approx(60.0), "2": pytest.approx(70.0)}
     assert agg["summary"].loc["FG-ARI %", "ours"] == "60.00 ± 10.00"
     assert agg["per_seed"].loc["FG-ARI %", "ours"] == "50.00 / 60.00 / 70.00"
