@@ -94,7 +94,7 @@ def aggregate_seeds(frames: dict[int, pd.DataFrame]) -> dict[str, Any]:
     """Mean, std and per-seed values of our columns across ``frames`` (seed -> results table).
 
     Returns ``{"summary": DataFrame (ours as "mean ± std" text, paper / anchor columns as
-    numbers), "per_seed": DataFrame (ours as "a / b / c"), "csv": DataFrame (numbers: mean, std,
+    numbers), "per_seed": DataFrame (our columns only, as "a / b / c"), "csv": DataFrame (numbers: mean, std,
     each seed), "values": {method: {row: {"mean", "std", "per_seed": {seed: value}}}}}``.
     """
     seeds = list(frames)
@@ -126,10 +126,18 @@ def aggregate_seeds(frames: dict[int, pd.DataFrame]) -> dict[str, Any]:
         for seed in seeds:
             csv_columns[f"{method} seed {seed}"] = per[seed]
     rest = first.drop(columns=ours)
+    per_seed = per_seed[ours]  # the paper's and the anchors' columns are in the summary table
     csv = pd.concat([pd.DataFrame(csv_columns, index=first.index), rest], axis=1)
     for frame in (summary, per_seed, csv):
         frame.attrs.update(first.attrs)
     return {"summary": summary, "per_seed": per_seed, "csv": csv, "values": values}
+
+
+def _plain_markdown(frame: pd.DataFrame) -> str:
+    """A markdown table of text cells (the per-seed table: our columns only)."""
+    lines = ["| " + " | ".join(["metric", *map(str, frame.columns)]) + " |", "|" + "---|" * (len(frame.columns) + 1)]
+    lines += ["| " + " | ".join([str(label), *map(str, row)]) + " |" for label, row in frame.iterrows()]
+    return "\n".join(lines)
 
 
 def _heading(spec, record: dict[str, Any], seeds: list[int]) -> str:
@@ -181,7 +189,7 @@ def run_seeds(spec, opts, seeds: list[int]) -> dict[str, Any]:
         _heading(spec, first, seeds),
         to_markdown(agg["summary"]),
         "\n\nEach seed (in the order " + ", ".join(map(str, seeds)) + "):\n\n",
-        to_markdown(agg["per_seed"]),
+        _plain_markdown(agg["per_seed"]),
         "\n",
     ]
     if notes:

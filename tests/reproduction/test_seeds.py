@@ -40,6 +40,7 @@ def test_mean_std_and_each_seed_are_the_seeds_values():
     assert row["per_seed"] == {"0": pytest.approx(50.0), "1": pytest.approx(60.0), "2": pytest.approx(70.0)}
     assert agg["summary"].loc["FG-ARI %", "ours"] == "60.00 ± 10.00"
     assert agg["per_seed"].loc["FG-ARI %", "ours"] == "50.00 / 60.00 / 70.00"
+    assert list(agg["per_seed"].columns) == ["ours", "grid 3x3"]  # our columns only
     mbo = [20.0, 30.0, 25.0]
     assert agg["csv"].loc["mBO % (object-averaged)", "ours mean"] == pytest.approx(np.mean(mbo))
     assert agg["csv"].loc["mBO % (object-averaged)", "ours std"] == pytest.approx(np.std(mbo, ddof=1))
