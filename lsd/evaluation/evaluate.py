@@ -33,7 +33,7 @@ masks too: ``mbo_class``, ``miou_class`` and their image averages (mBO^c, mIoU^c
 
 Mask resolution: ``mask_resolution=None`` scores at the reader's GT size ("native"); an int ``N``
 first resizes every GT map (and ignore map) with NEAREST so its short side is ``N``, then cuts the
-centre ``N x N`` (DINOSAUR's 320, SPOT / later work's 224); the prediction is made at that size.
+centre ``N x N`` (DINOSAUR's and SPOT's 320, later work's 224); the prediction is made at that size.
 """
 
 from __future__ import annotations
@@ -311,11 +311,17 @@ def _resized(batch: LabelledBatch, size: int) -> LabelledBatch:
     batch["masks"] = masks
     if batch.get("ignore") is not None:
         batch["ignore"] = resize_label_maps(batch["ignore"], size)
-    visible = batch["visible"]
-    ids = torch.arange(visible.shape[1])
-    present = (masks.flatten(1)[:, :, None] == ids).any(dim=1)  # (B, K + 1)
-    batch["visible"] = visible.bool() & present
+    visible = batch["visible"].bool()
+    present = torch.zeros_like(visible).scatter_(1, masks.flatten(1).long(), True)  # (B, K + 1)
+    batch["visible"] = visible & present
     return batch  # type: ignore[return-value]
+
+
+def _check_mask_resolution(mask_resolution: object) -> None:
+    if mask_resolution is None:
+        return
+    if isinstance(mask_resolution, bool) or not isinstance(mask_resolution, int) or mask_resolution < 1:
+        raise ValueError(f"`mask_resolution` must be None (native) or a positive int, got {mask_resolution!r}")
 
 
 def _check_sizes(batch_size: int, max_images: int | None) -> None:
@@ -351,13 +357,12 @@ def score_dataset(
     seeds keyed on it do not depend on ``batch_size`` or ``max_images``.
 
     ``class_label``: a discrete label of the dataset (COCO: ``"category"``); the prediction is
-    also scored against the class masks it defines (module docstring). ``mask_resolution``: the GT
-    size to score at (None: the reader's).
+    also scored against the class masks it defines (module docstring), with ``matching`` and
+    canonical ties (class segments have no fixed count to pad the release's matrix to).
+    ``mask_resolution``: the GT size to score at (None: the reader's).
     """
     _check_sizes(batch_size, max_images)
-    if mask_resolution is not None and (isinstance(mask_resolution, bool) or not isinstance(mask_resolution, int)
-                                        or mask_resolution < 1):  # fmt: skip
-        raise ValueError(f"`mask_resolution` must be None (native) or a positive int, got {mask_resolution!r}")
+    _check_mask_resolution(mask_resolution)
     kinds_all = dict(getattr(dataset, "property_kinds", {}) or {})
     if class_label is not None and kinds_all.get(class_label) != "discrete":
         raise ValueError(f"`class_label` {class_label!r} is not a discrete label of the dataset ({sorted(kinds_all)})")

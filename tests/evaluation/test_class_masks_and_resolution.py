@@ -100,3 +100,16 @@ def test_bad_options_fail_before_scoring(coco):
         evaluate_segmenter(oracle(coco), coco, num_segments=4, progress=False, mask_resolution=0)
     with pytest.raises(ValueError, match="class_label"):
         evaluate_segmenter(oracle(coco), coco, num_segments=4, progress=False, class_label="colour")
+
+
+def test_an_object_lost_by_the_resize_is_no_longer_scored():
+    from lsd.evaluation.evaluate import _resized
+
+    masks = torch.zeros(1, 8, 8, dtype=torch.int64)
+    masks[0, :4] = 1
+    masks[0, 7, 7] = 2  # one pixel: nearest to 4 x 4 drops it
+    batch = {"masks": masks, "visible": torch.tensor([[True, True, True]]), "pixel_values": torch.zeros(1, 3, 8, 8)}
+    resized = _resized(batch, 4)
+    assert resized["masks"].shape == (1, 4, 4) and 2 not in resized["masks"]
+    assert resized["visible"].tolist() == [[True, True, False]]
+    assert batch["masks"] is masks  # the reader's batch is not modified
