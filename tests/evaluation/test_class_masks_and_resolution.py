@@ -107,7 +107,7 @@ def test_an_object_lost_by_the_resize_is_no_longer_scored():
 
     masks = torch.zeros(1, 8, 8, dtype=torch.int64)
     masks[0, :4] = 1
-    masks[0, 7, 7] = 2  # one pixel: nearest to 4 x 4 drops it
+    masks[0, 6, 6] = 2  # one pixel: nearest to 4 x 4 samples rows and columns 1, 3, 5, 7 only
     batch = {"masks": masks, "visible": torch.tensor([[True, True, True]]), "pixel_values": torch.zeros(1, 3, 8, 8)}
     resized = _resized(batch, 4)
     assert resized["masks"].shape == (1, 4, 4) and 2 not in resized["masks"]
