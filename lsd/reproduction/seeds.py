@@ -72,10 +72,13 @@ def seed_frames(records: dict[int, dict[str, Any]], dataset: str, rows: tuple[An
     if any(set(x) != set(labels[0]) for x in labels):
         raise ValueError(f"the seeds evaluated different methods: {labels}")
     frames = {seed: results_table(record["methods"], dataset, rows) for seed, record in records.items()}
-    index = next(iter(frames.values())).index
+    index, columns = next(iter(frames.values())).index, next(iter(frames.values())).columns
     for frame in frames.values():  # a row can be filled in one seed only (e.g. probes skipped)
-        index = index.union(frame.index, sort=False)
-    return {seed: frame.reindex(index) for seed, frame in frames.items()}
+        index, columns = index.union(frame.index, sort=False), columns.union(frame.columns, sort=False)
+    out = {seed: frame.reindex(index=index, columns=columns) for seed, frame in frames.items()}
+    for seed, frame in out.items():
+        frame.attrs.update(frames[seed].attrs)
+    return out
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

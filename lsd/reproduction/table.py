@@ -142,7 +142,8 @@ def results_table(
     (NaN where the paper's number was not recovered or does not exist), ``anchor: <method>``
     columns (later methods' published numbers, :func:`lsd.reproduction.paper.anchors`) and a
     provenance column. Rows that neither we nor the paper fill are dropped.
-    ``table.attrs["anchors"]``: method -> ``{"source", "averaging"}`` of every anchor column.
+    ``table.attrs["anchors"]``: method -> ``{"source", "averaging"}`` of every anchor column; an
+    anchor with no number on any of the rows gets no column.
     """
     paper_methods = paper_methods_of(dataset, rows)
     anchor_methods = anchors(dataset)
@@ -173,9 +174,11 @@ def results_table(
             data[f"{ANCHOR_PREFIX}{method}"].append(_anchor_value(record, row))
         data[PROVENANCE_COLUMN].append(section["provenance"] if section else "")
     table = pd.DataFrame(data, index=pd.Index(index, name="metric"))
+    empty = [m for m in anchor_methods if table[f"{ANCHOR_PREFIX}{m}"].isna().all()]  # no row of this table
+    table = table.drop(columns=[f"{ANCHOR_PREFIX}{m}" for m in empty])
     table.attrs["short"] = {row.label: row.short or row.label[:10] for row in rows}
     table.attrs["anchors"] = {
-        m: {"source": a["source"], "averaging": a["averaging"]} for m, a in anchor_methods.items()
+        m: {"source": a["source"], "averaging": a["averaging"]} for m, a in anchor_methods.items() if m not in empty
     }
     return table
 

@@ -7,7 +7,14 @@ import math
 import pytest
 
 from lsd.reproduction.paper import paper_numbers, paper_table
-from lsd.reproduction.table import PROVENANCE_COLUMN, anchor_notes, results_table, to_markdown
+from lsd.reproduction.table import (
+    PROVENANCE_COLUMN,
+    SEGMENTATION_ROWS,
+    MetricRow,
+    anchor_notes,
+    results_table,
+    to_markdown,
+)
 from lsd.reproduction.tables import SEGMENTATION_TABLES
 
 # The paper's MOVi-E numbers as docs/paper-numbers.md gives them (typed here, not read from the code).
@@ -60,6 +67,13 @@ def test_anchors_sit_in_their_own_columns_on_the_row_of_their_protocol():
     text = to_markdown(table)
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in text.splitlines()[2:]}
     assert rows["mBO % (object-averaged)"][5] == "—"  # the anchor has no number with this protocol
+
+
+def test_an_anchor_without_a_number_on_these_rows_gets_no_column():
+    rows = (SEGMENTATION_ROWS[0], MetricRow("FID", None, ("generation_fid", "fid"), False, "FID"))
+    table = results_table({"ours": _record(0.5, 0.25)}, "movi-e", rows[1:])
+    assert not [c for c in table.columns if c.startswith("anchor:")] and table.attrs["anchors"] == {}
+    assert list(results_table({"ours": _record(0.5, 0.25)}, "movi-e", rows).attrs["anchors"]) == ["CODA", "DINOSAUR"]
 
 
 def test_coco_table_has_class_mask_rows_beside_the_anchors():
