@@ -135,7 +135,8 @@ def ari(true: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
     ``adjusted_rand_score(true.ravel(), pred.ravel())`` per image (docs/metrics.md, "ARI").
 
     The background (GT id 0) is one more cluster, so a model that leaves the background whole and
-    segments the objects scores high; DINOSAUR, SPOT and VQ-VFM-OCL report it beside FG-ARI.
+    segments the objects scores high. OCLF, DINOSAUR's evaluation framework, computes it
+    (``ARIMetric(foreground=False)``); CODA's code defines it (``ARI_metric``).
 
     Args:
         true: ``(B, H, W)`` integer ground-truth ids, ``>= 0`` (0 = background, scored as a cluster).

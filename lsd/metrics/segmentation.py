@@ -18,7 +18,7 @@ The five numbers (each a float in [0, 1], FG-ARI in [-1, 1]):
 =============  ==========================================================================
 ``fg_ari``     mean over images of the per-image FG-ARI.
 ``ari``        mean over images of the per-image ARI over every pixel, background included
-               (DINOSAUR / SPOT's "ARI"; no LSD paper number uses it).
+               (OCLF's ``foreground=False`` ARI; no LSD paper number uses it).
 ``mbo``        paper (object-averaged): mean best overlap over all MATCHED scored objects
                of the dataset (the release scores only objects the matching assigns).
 ``miou``       paper (object-averaged): mean IoU of the matched (object, slot) pairs.
