@@ -15,8 +15,14 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str],
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        loaded = importlib.import_module(module)
+        value = getattr(loaded, name)
         namespace[name] = value
+        # Importing submodule ``pkg.x`` binds ``pkg.x`` to the module; where an export shares the
+        # submodule's name (``lsd.evaluation.evaluate``), bind it back to the export.
+        short = module.rpartition(".")[2]
+        if exports.get(short) == module and namespace.get(short) is loaded:
+            namespace[short] = getattr(loaded, short)
         return value
 
     def __dir__() -> list[str]:

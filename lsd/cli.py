@@ -104,6 +104,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         device=device,
         num_workers=args.num_workers,
+        mask_resolution=None if args.mask_resolution == "native" else int(args.mask_resolution),
     )
     options = {"crop": args.clevrtex_crop} if args.dataset == "clevrtex" else {}
     write_report(
@@ -318,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available")
     evaluate.add_argument("--num-workers", type=_int_at_least(0), default=0, help="data-loading processes")
     evaluate.add_argument("--clevrtex-crop", default="lsd", choices=["lsd", "official"], help="CLEVRTex protocol")
+    evaluate.add_argument("--mask-resolution", default="native", choices=["native", "320", "224"],
+                          help="GT mask size scored at: the reader's, or short side N + centre N x N crop")  # fmt: skip
     evaluate.set_defaults(func=_evaluate)
 
     reconstruct = add(

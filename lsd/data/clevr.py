@@ -108,6 +108,7 @@ class ClevrWithMasksDataset(Dataset):
     def image_paths(self) -> list[Path]:
         """The image file each index reads (what a cache of this split is keyed by)."""
         return list(self.frames)
+
     def _crop(self, image: Image.Image, image_path: Path) -> Image.Image:
         if image.size != CLEVR_IMAGE_SIZE:
             raise ValueError(f"image {image_path} is {image.width}x{image.height}; CLEVR images are 320x240")

@@ -225,6 +225,7 @@ class ClevrTexDataset(Dataset):
     def image_paths(self) -> list[Path]:
         """The image file each index reads (what a cache of this split is keyed by)."""
         return list(self.images)
+
     def _crop(self, image: Image.Image) -> Image.Image:
         """The image side of the crop protocol (``official``: the centre square, then bilinear)."""
         if self.crop == "official":

@@ -21,6 +21,8 @@ from lsd.data.transforms import resize_and_crop, to_model_range
 
 COCO_PROPERTIES: dict[str, PropertyKind] = {"category": "discrete"}
 COCO_MASK_RESOLUTION = 320
+#: The label whose values make the class masks of mBO^c / mIoU^c (docs/metrics.md, "Class masks").
+COCO_CLASS_LABEL = "category"
 
 
 class CocoDataset(Dataset):
@@ -44,6 +46,9 @@ class CocoDataset(Dataset):
         ``visible``: bool ``(K + 1,)``: id ``j`` keeps at least one pixel in ``masks``.
         ``labels``: ``{"category": int64 (K,)}``: COCO ``category_id`` (1..90), padded with -1.
         ``index``: the item's position.
+
+    ``class_label`` (``"category"``): the evaluation also scores class masks, every instance of a
+    category merged (:func:`lsd.metrics.class_label_maps`; mBO^c, mIoU^c).
 
     ``K = max_num_objects``: by default the largest number of non-crowd instances of any image
     of the split, so that items collate.
@@ -83,6 +88,7 @@ class CocoDataset(Dataset):
         self.resolution = resolution
         self.mask_resolution = mask_resolution
         self.property_kinds: dict[str, PropertyKind] = dict(COCO_PROPERTIES)
+        self.class_label = COCO_CLASS_LABEL
 
     def __len__(self) -> int:
         return len(self.image_ids)

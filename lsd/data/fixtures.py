@@ -317,7 +317,9 @@ def _uncompressed_rle(mask: np.ndarray) -> dict[str, Any]:
     return {"size": list(mask.shape), "counts": runs}
 
 
-def write_coco(root: str | os.PathLike, split: str = "val", seed: int = 0) -> list[FixtureItem]:
+def write_coco(
+    root: str | os.PathLike, split: str = "val", seed: int = 0, shared_category: bool = False
+) -> list[FixtureItem]:
     """Write ``<root>/<split>2017/*.jpg`` and ``<root>/annotations/instances_<split>2017.json``.
 
     Three images (one flat colour each, ``extra["colour"]``), listed in ascending image id:
@@ -327,6 +329,9 @@ def write_coco(root: str | os.PathLike, split: str = "val", seed: int = 0) -> li
     - id 7 (64 x 48, landscape): a polygon (1), a compressed-RLE mask (18) overlapping it, a
       crowd annotation as uncompressed RLE (dropped), and a two-part polygon (90).
     - id 12 (32 x 32): only a crowd annotation, so no instances.
+
+    ``shared_category``: the two-part polygon of image 7 gets category 1, as the first polygon
+    has, so two instances share a class: class masks (mBO^c) then differ from instance masks.
 
     Annotations are interleaved across images in the file. ``ids`` is the full-resolution id map
     (later instances on top), ``extra["overlap"]`` the pixels covered by more than one
@@ -344,7 +349,7 @@ def write_coco(root: str | os.PathLike, split: str = "val", seed: int = 0) -> li
                 (71, 1, "polygon", [(5, 30, 10, 40)]),
                 (72, 18, "rle", [(20, 45, 30, 55)]),
                 (73, 1, "crowd", [(40, 48, 0, 64)]),
-                (74, 90, "polygon", [(2, 8, 45, 50), (35, 45, 12, 20)]),
+                (74, 1 if shared_category else 90, "polygon", [(2, 8, 45, 50), (35, 45, 12, 20)]),
             ],
         ),
         12: (32, 32, [(121, 1, "crowd", [(0, 10, 0, 10)])]),

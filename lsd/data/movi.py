@@ -116,6 +116,7 @@ class MoviDataset(Dataset):
     def image_paths(self) -> list[Path]:
         """The image file each index reads (what a cache of this split is keyed by)."""
         return list(self.frames)
+
     def pixel_values(self, index: int) -> torch.Tensor:
         """Item ``index``'s ``pixel_values`` alone (``(3, R, R)`` in [-1, 1], equal to
         ``self[index]["pixel_values"]``), without reading its labels: what training reads."""

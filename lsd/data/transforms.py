@@ -70,3 +70,23 @@ def dinov2_view(image: Image.Image, resolution: int) -> torch.Tensor:
     antialiased) to ``resolution``, the centre square cut, ImageNet-normalised; float32
     ``(3, resolution, resolution)``. docs/model.md, "Stable-LSD"."""
     return imagenet_normalise(to_tensor(resize_and_crop(image, resolution, resample=Image.BILINEAR)))
+
+
+def resize_label_maps(maps: torch.Tensor, size: int) -> torch.Tensor:
+    """Integer (or bool) label maps ``(B, H, W)`` -> ``(B, size, size)``, same dtype: the shortest
+    side to ``size`` with NEAREST, then the centre square (:func:`resize_and_crop`), as DINOSAUR
+    and SPOT transform their evaluation masks (``Resize(size, NEAREST)`` + ``CenterCrop(size)``).
+
+    Label values pass through unchanged (ids up to ``2**31 - 1``).
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"mask size must be a positive int, got {size!r}")
+    if maps.dim() != 3:
+        raise ValueError(f"label maps must have shape (B, H, W), got {tuple(maps.shape)}")
+    out = [
+        np.asarray(resize_and_crop(Image.fromarray(m.numpy().astype(np.int32)), size, resample=Image.NEAREST))
+        for m in maps.cpu()
+    ]
+    if not out:
+        return maps.new_zeros((0, size, size))
+    return torch.from_numpy(np.stack(out)).to(maps.dtype)

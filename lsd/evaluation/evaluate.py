@@ -25,6 +25,15 @@ normalisation (:func:`backbone_view`; training builds the same view with
 Ignored pixels (COCO's ``ignore``: pixels covered by more than one instance) are left out of
 every score, as DINOSAUR zeroes them in both the GT and the predicted masks; an object left
 with no pixel is not scored.
+
+Class masks (COCO): with ``class_label`` (default: the dataset's ``class_label`` attribute,
+``"category"`` for COCO), every instance is also replaced by its category
+(:func:`lsd.metrics.class_label_maps`) and the same prediction is scored against those class
+masks too: ``mbo_class``, ``miou_class`` and their image averages (mBO^c, mIoU^c of SPOT / CODA).
+
+Mask resolution: ``mask_resolution=None`` scores at the reader's GT size ("native"); an int ``N``
+first resizes every GT map (and ignore map) with NEAREST so its short side is ``N``, then cuts the
+centre ``N x N`` (DINOSAUR's and SPOT's 320, later work's 224); the prediction is made at that size.
 """
 
 from __future__ import annotations
@@ -42,7 +51,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from lsd.data.sample import LabelledBatch
-from lsd.metrics import SegmentationAccumulator, collect_matched, fit_property_probes
+from lsd.data.transforms import resize_label_maps
+from lsd.metrics import SegmentationAccumulator, class_label_maps, collect_matched, fit_property_probes
 from lsd.metrics.matching import Matching, Ties
 from lsd.metrics.probes import DEFAULT_SEED as DEFAULT_PROBE_SEED
 from lsd.metrics.probes import DEFAULT_STEPS as DEFAULT_PROBE_STEPS
@@ -67,10 +77,23 @@ __all__ = [
 #: What each segmentation score averages (written into results.json).
 AVERAGING = {
     "fg_ari": "per image over foreground pixels (GT id != 0), then mean over images",
+    "ari": "per image over every pixel (background is one more cluster), then mean over images",
     "mbo": "object-averaged (paper): best IoU of every matched scored object of the dataset",
     "miou": "object-averaged (paper): IoU of every matched (object, slot) pair of the dataset",
     "mbo_image": "image-averaged (DINOSAUR-style): per image over every scored object, then over images",
     "miou_image": "image-averaged: per image over its matched pairs, then over images",
+    "mbo_class": "as mbo, against class masks (instances of a category merged): object(class)-averaged",
+    "miou_class": "as miou, against class masks: object(class)-averaged",
+    "mbo_class_image": "as mbo_image, against class masks (SPOT / CODA's mBO^c): per image, then over images",
+    "miou_class_image": "as miou_image, against class masks (CODA's mIoU^c protocol up to its matching)",
+}
+
+#: The class-mask scores (keys of ``metrics``), from the instance scores of the same name.
+CLASS_KEYS = {
+    "mbo": "mbo_class",
+    "miou": "miou_class",
+    "mbo_image": "mbo_class_image",
+    "miou_image": "miou_class_image",
 }
 
 
@@ -174,10 +197,12 @@ def _score(
     accumulator: SegmentationAccumulator,
     true: torch.Tensor,
     pred: torch.Tensor,
-    visible: torch.Tensor,
+    visible: torch.Tensor | None,
     ignore: torch.Tensor | None,
 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
-    """Add a batch to ``accumulator``; return its matched pairs per image and its scored-object count."""
+    """Add a batch to ``accumulator``; return its matched pairs per image and its scored-object count.
+
+    ``visible`` ``(B, K+1)``, or None: every id present in ``true`` is scored (class masks)."""
     if ignore is None or not bool(ignore.any()):
         evaluation = accumulator.update(true, pred, visible)
         return evaluation.pairs(), int(evaluation.scored.sum())
@@ -187,20 +212,36 @@ def _score(
     for b in range(true.shape[0]):
         keep = ~ignore[b]
         kept_true, kept_pred = true[b][keep].view(1, 1, -1), pred[b][keep].view(1, 1, -1)
-        present = (torch.bincount(kept_true.view(-1), minlength=visible.shape[1]) > 0)[: visible.shape[1]]
-        evaluation = accumulator.update(kept_true, kept_pred, visible[b : b + 1] & present)
+        if visible is None:
+            evaluation = accumulator.update(kept_true, kept_pred, None)
+        else:
+            present = (torch.bincount(kept_true.view(-1), minlength=visible.shape[1]) > 0)[: visible.shape[1]]
+            evaluation = accumulator.update(kept_true, kept_pred, visible[b : b + 1] & present)
         pairs += evaluation.pairs()
         scored += int(evaluation.scored.sum())
     return pairs, scored
 
 
 def _conventions(
-    matching: str, ties: str, seed: int, probe_seed: int, probe_steps: int, ignores: bool
+    matching: str, ties: str, seed: int, probe_seed: int, probe_steps: int, scored: ScoredDataset
 ) -> dict[str, Any]:
+    ignores = scored.ignores
+    if scored.mask_resolution is None:
+        resolution = "native: the GT masks as the reader delivers them (docs/datasets.md)"
+    else:
+        resolution = (
+            f"{scored.mask_resolution}: GT masks resized (NEAREST) to short side {scored.mask_resolution}, "
+            f"then the centre {scored.mask_resolution} x {scored.mask_resolution} crop"
+        )
     return {
         "matching": matching,
         "ties": ties,
-        "averaging": AVERAGING,
+        "mask_resolution": scored.mask_resolution or "native",
+        "mask_resolution_protocol": resolution,
+        "class_masks": None
+        if scored.class_label is None
+        else f"instances merged by their {scored.class_label!r} label (class id per pixel; same ignored pixels)",
+        "averaging": {k: v for k, v in AVERAGING.items() if scored.class_label or k not in CLASS_KEYS.values()},
         "unmatched_objects": "objects the Hungarian matching leaves out (more objects than slots) are not "
         "counted by the object-averaged mbo / miou (the release's rule)",
         "segmentation": "last-iteration slot attention summed over heads, bilinear resize "
@@ -235,6 +276,9 @@ class ScoredDataset:
         accumulator: the segmentation scores (``compute()``, ``num_images``, ``num_matched_objects``).
         num_scored_objects: visible foreground GT objects scored.
         ignores: whether any image had ignored pixels.
+        class_accumulator: the scores against class masks (None without ``class_label``).
+        class_label: the discrete label the class masks merge instances by, or None.
+        mask_resolution: the GT size scored at (None: native).
         slots: matched slots ``(M, D)`` per batch (empty without properties or slots).
         labels: property -> its matched labels per batch, aligned with ``slots``.
         examples: the first few images: ``pixel_values``, ``masks``, ``pred`` on the CPU.
@@ -246,6 +290,38 @@ class ScoredDataset:
     slots: list[torch.Tensor]
     labels: dict[str, list[torch.Tensor]]
     examples: dict[str, torch.Tensor]
+    class_accumulator: SegmentationAccumulator | None = None
+    class_label: str | None = None
+    mask_resolution: int | None = None
+
+    def metrics(self) -> dict[str, float]:
+        """Instance scores, then the class-mask scores (:data:`CLASS_KEYS`) when computed."""
+        metrics = self.accumulator.compute()
+        if self.class_accumulator is not None:
+            by_class = self.class_accumulator.compute()
+            metrics.update({name: by_class[key] for key, name in CLASS_KEYS.items()})
+        return metrics
+
+
+def _resized(batch: LabelledBatch, size: int) -> LabelledBatch:
+    """``batch`` with its GT maps (``masks``, ``ignore``) at ``size`` (short side, centre crop);
+    objects left without a pixel become invisible."""
+    batch = dict(batch)
+    masks = resize_label_maps(batch["masks"], size)
+    batch["masks"] = masks
+    if batch.get("ignore") is not None:
+        batch["ignore"] = resize_label_maps(batch["ignore"], size)
+    visible = batch["visible"].bool()
+    present = torch.zeros_like(visible).scatter_(1, masks.flatten(1).long(), True)  # (B, K + 1)
+    batch["visible"] = visible & present
+    return batch  # type: ignore[return-value]
+
+
+def _check_mask_resolution(mask_resolution: object) -> None:
+    if mask_resolution is None:
+        return
+    if isinstance(mask_resolution, bool) or not isinstance(mask_resolution, int) or mask_resolution < 1:
+        raise ValueError(f"`mask_resolution` must be None (native) or a positive int, got {mask_resolution!r}")
 
 
 def _check_sizes(batch_size: int, max_images: int | None) -> None:
@@ -269,6 +345,8 @@ def score_dataset(
     num_examples: int = 4,
     progress: bool = True,
     description: str = "evaluate",
+    class_label: str | None = None,
+    mask_resolution: int | None = None,
 ) -> ScoredDataset:
     """The one scoring loop: the batches (:class:`lsd.data.sample.LabelledBatch`) of ``dataset`` in
     order, ``predict`` on each, segmentation scores against the GT (``masks``, ``visible``, optional
@@ -277,8 +355,17 @@ def score_dataset(
 
     Image ``i`` of the loop is the dataset's item ``i`` (``indices`` passed to ``predict``), so
     seeds keyed on it do not depend on ``batch_size`` or ``max_images``.
+
+    ``class_label``: a discrete label of the dataset (COCO: ``"category"``); the prediction is
+    also scored against the class masks it defines (module docstring), with ``matching`` and
+    canonical ties (class segments have no fixed count to pad the release's matrix to).
+    ``mask_resolution``: the GT size to score at (None: the reader's).
     """
     _check_sizes(batch_size, max_images)
+    _check_mask_resolution(mask_resolution)
+    kinds_all = dict(getattr(dataset, "property_kinds", {}) or {})
+    if class_label is not None and kinds_all.get(class_label) != "discrete":
+        raise ValueError(f"`class_label` {class_label!r} is not a discrete label of the dataset ({sorted(kinds_all)})")
     kinds = dict(property_kinds or {})
     count = len(dataset) if max_images is None else min(max_images, len(dataset))
     subset = dataset if count == len(dataset) else Subset(dataset, range(count))
@@ -288,9 +375,14 @@ def score_dataset(
     slot_parts: list[torch.Tensor] = []
     label_parts: dict[str, list[torch.Tensor]] = {name: [] for name in kinds}
     examples: dict[str, list[torch.Tensor]] = {"pixel_values": [], "masks": [], "pred": []}
+    class_accumulator = None
+    if class_label is not None:
+        class_accumulator = SegmentationAccumulator(num_segments, matching=matching, ties="canonical")
     num_scored, ignores, position = 0, False, 0
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     for batch in tqdm(loader, desc=description, unit="batch", disable=not progress):
+        if mask_resolution is not None:
+            batch = _resized(batch, mask_resolution)
         pixels, true = batch["pixel_values"], batch["masks"]  # (B, 3, R, R), (B, H, W)
         indices = range(position, position + pixels.shape[0])
         position += pixels.shape[0]
@@ -299,6 +391,9 @@ def score_dataset(
         ignores = ignores or ignore is not None
         pairs, scored = _score(accumulator, true, pred, batch["visible"], ignore)
         num_scored += scored
+        if class_accumulator is not None:
+            classes = class_label_maps(true, batch["labels"][class_label])  # (B, H, W) category ids
+            _score(class_accumulator, classes, pred, None, ignore)
         if kinds and slots is not None:
             labels = {name: batch["labels"][name] for name in kinds}
             matched_slots, matched = collect_matched(slots, pairs, labels, label_offset=1)
@@ -316,6 +411,9 @@ def score_dataset(
         slots=slot_parts,
         labels=label_parts,
         examples={k: torch.cat(v) for k, v in examples.items() if v},
+        class_accumulator=class_accumulator,
+        class_label=class_label,
+        mask_resolution=mask_resolution,
     )
 
 
@@ -335,6 +433,8 @@ def evaluate(
     num_workers: int = 0,
     num_examples: int = 4,
     progress: bool = True,
+    class_label: str | None | bool = True,
+    mask_resolution: int | None = None,
 ) -> EvaluationResult:
     """Segmentation scores and property probes of ``model`` on ``dataset``.
 
@@ -355,6 +455,9 @@ def evaluate(
         num_workers: DataLoader workers.
         num_examples: images kept in ``result.examples`` (for figures).
         progress: show a tqdm bar.
+        class_label: score class masks too, merging instances by this discrete label; True
+            (default): the dataset's ``class_label`` attribute if it has one (COCO); None / False: no.
+        mask_resolution: GT size to score at; None: the reader's ("native"); see the module docstring.
     """
     _check_sizes(batch_size, max_images)
     if probe_steps < 0:
@@ -385,7 +488,8 @@ def evaluate(
     scored = score_dataset(
         predict, dataset, num_segments=num_slots, batch_size=batch_size, matching=matching, ties=ties,
         max_images=max_images, num_examples=num_examples, num_workers=num_workers, property_kinds=kinds,
-        progress=progress, description="evaluate",
+        progress=progress, description="evaluate", class_label=_class_label(dataset, class_label),
+        mask_resolution=mask_resolution,
     )  # fmt: skip
     accumulator, slot_parts, label_parts = scored.accumulator, scored.slots, scored.labels
 
@@ -409,7 +513,7 @@ def evaluate(
                 progress=progress,
             )
     return EvaluationResult(
-        metrics=accumulator.compute(),
+        metrics=scored.metrics(),
         probes=probes,
         probe_kinds=kinds,
         num_images=accumulator.num_images,
@@ -417,11 +521,18 @@ def evaluate(
         num_matched_objects=num_matched,
         num_slots=num_slots,
         max_num_objects=max_num_obj,
-        conventions=_conventions(matching, ties, seed, probe_seed, probe_steps, scored.ignores),
+        conventions=_conventions(matching, ties, seed, probe_seed, probe_steps, scored),
         probe_note=probe_note,
         seconds=time.perf_counter() - start_time,
         examples=scored.examples,
     )
+
+
+def _class_label(dataset: Dataset, class_label: str | None | bool) -> str | None:
+    """The label class masks merge by: ``True`` -> the dataset's ``class_label`` attribute (or None)."""
+    if class_label is True:
+        return getattr(dataset, "class_label", None)
+    return class_label or None
 
 
 #: ``segment(pixel_values (B, 3, R, R) in [-1, 1], indices)`` -> segment ids ``(B, h, w)`` int64.
@@ -441,13 +552,15 @@ def evaluate_segmenter(
     num_examples: int = 4,
     progress: bool = True,
     description: str = "baseline",
+    class_label: str | None | bool = True,
+    mask_resolution: int | None = None,
 ) -> EvaluationResult:
     """Segmentation scores of any per-pixel segmenter (a baseline) on ``dataset``, scored exactly as
     :func:`evaluate` scores slots; no probes (a segmenter has no slot vectors).
 
     ``segment`` gets a batch's ``pixel_values`` and the batch's dataset positions and returns ids
     in ``[0, num_segments)`` at any size; they are resized to the GT mask size with nearest
-    neighbour interpolation.
+    neighbour interpolation. ``class_label`` and ``mask_resolution``: as :func:`evaluate`.
     """
     start_time = time.perf_counter()
 
@@ -464,13 +577,14 @@ def evaluate_segmenter(
     scored = score_dataset(
         predict, dataset, num_segments=num_segments, batch_size=batch_size, matching=matching, ties=ties,
         max_images=max_images, num_examples=num_examples, progress=progress, description=description,
+        class_label=_class_label(dataset, class_label), mask_resolution=mask_resolution,
     )  # fmt: skip
     accumulator = scored.accumulator
-    conventions = _conventions(matching, ties, 0, DEFAULT_PROBE_SEED, 0, scored.ignores)
+    conventions = _conventions(matching, ties, 0, DEFAULT_PROBE_SEED, 0, scored)
     conventions["segmentation"] = f"{description}: segment ids resized to the GT size (nearest)"
     del conventions["slot_init_noise"], conventions["probes"]
     return EvaluationResult(
-        metrics=accumulator.compute(),
+        metrics=scored.metrics(),
         probes={},
         probe_kinds={},
         num_images=accumulator.num_images,

@@ -29,6 +29,11 @@ METRIC_LABELS = {
     "miou": "mIoU (%, object-averaged, paper)",
     "mbo_image": "mBO (%, image-averaged)",
     "miou_image": "mIoU (%, image-averaged)",
+    "ari": "ARI (%, background included)",
+    "mbo_class_image": "mBO^c (%, class masks, image-averaged)",
+    "miou_class_image": "mIoU^c (%, class masks, image-averaged)",
+    "mbo_class": "mBO^c (%, class masks, object-averaged)",
+    "miou_class": "mIoU^c (%, class masks, object-averaged)",
 }
 
 
@@ -57,7 +62,7 @@ def _percent(value: float) -> str:
 
 def markdown_table(result: EvaluationResult) -> str:
     """The metrics as a markdown table: segmentation scores and accuracies in percent, MSEs as is."""
-    rows = [(label, _percent(result.metrics[key])) for key, label in METRIC_LABELS.items()]
+    rows = [(label, _percent(result.metrics[key])) for key, label in METRIC_LABELS.items() if key in result.metrics]
     for name, value in result.probes.items():
         if result.probe_kinds[name] == "discrete":
             rows.append((f"{name} accuracy (%)", _percent(value)))

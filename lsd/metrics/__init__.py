@@ -2,9 +2,10 @@
 
 Conventions are those of docs/metrics.md and the LSD release; each module's docstring pins them:
 
-- :mod:`lsd.metrics.ari` -- ``fg_ari``: per-image foreground ARI with sklearn's semantics.
+- :mod:`lsd.metrics.ari` -- ``fg_ari`` / ``ari``: per-image foreground / all-pixel ARI, sklearn's semantics.
+- :mod:`lsd.metrics.class_masks` -- ``class_label_maps``: category masks (mBO^c, mIoU^c) from instances.
 - :mod:`lsd.metrics.matching` -- IoU, the release's cosine cost, Hungarian matching, ties.
-- :mod:`lsd.metrics.segmentation` -- ``segmentation_scores`` (``fg_ari``, ``mbo``, ``miou``,
+- :mod:`lsd.metrics.segmentation` -- ``segmentation_scores`` (``fg_ari``, ``ari``, ``mbo``, ``miou``,
   ``mbo_image``, ``miou_image``), ``SegmentationAccumulator``, ``match_slots``.
 - :mod:`lsd.metrics.probes` -- property prediction from matched slots.
 - :mod:`lsd.metrics.fid` / :mod:`lsd.metrics.inception` -- Frechet distance and the FID
@@ -13,7 +14,8 @@ Conventions are those of docs/metrics.md and the LSD release; each module's docs
 ``import lsd`` does not import this package; ``import lsd.metrics`` loads torch, numpy and scipy.
 """
 
-from lsd.metrics.ari import ari_from_contingency, fg_ari
+from lsd.metrics.ari import ari, ari_from_contingency, fg_ari
+from lsd.metrics.class_masks import class_label_maps
 from lsd.metrics.contingency import contingency_tables
 from lsd.metrics.fid import FeatureStatistics, feature_statistics, fid_from_features, frechet_distance
 from lsd.metrics.inception import FID_WEIGHTS_FILENAME, FID_WEIGHTS_URL, InceptionFeatureExtractor
@@ -34,8 +36,10 @@ __all__ = [
     "InceptionFeatureExtractor",
     "SegmentationAccumulator",
     "SegmentationEvaluation",
+    "ari",
     "ari_from_contingency",
     "assign_slots",
+    "class_label_maps",
     "collect_matched",
     "contingency_tables",
     "evaluate_segmentation",

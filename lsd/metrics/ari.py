@@ -1,4 +1,4 @@
-"""Foreground Adjusted Rand Index (FG-ARI), batched and vectorised, with sklearn's semantics.
+"""Adjusted Rand Index: foreground (FG-ARI) and over every pixel (ARI), batched, sklearn's semantics.
 
 For one image, with ``n_ij`` the contingency table of the foreground pixels (rows: ground truth,
 columns: prediction), ``a_i`` / ``b_j`` its row / column sums and ``n`` its total, sklearn's
@@ -24,7 +24,7 @@ import torch
 
 from lsd.metrics.contingency import check_label_maps, contingency_tables, id_range
 
-__all__ = ["fg_ari", "ari_from_contingency"]
+__all__ = ["ari", "fg_ari", "ari_from_contingency"]
 
 EmptyForeground = Literal["one", "nan"]
 
@@ -128,3 +128,23 @@ def fg_ari(true: torch.Tensor, pred: torch.Tensor, *, empty_foreground: EmptyFor
     if empty_foreground == "nan":
         ari = torch.where(n == 0, torch.full_like(ari, float("nan")), ari)
     return ari
+
+
+def ari(true: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """Per-image ARI over EVERY pixel, background included: sklearn
+    ``adjusted_rand_score(true.ravel(), pred.ravel())`` per image (docs/metrics.md, "ARI").
+
+    The background (GT id 0) is one more cluster, so a model that leaves the background whole and
+    segments the objects scores high. OCLF, DINOSAUR's evaluation framework, computes it
+    (``ARIMetric(foreground=False)``); CODA's code defines it (``ARI_metric``).
+
+    Args:
+        true: ``(B, H, W)`` integer ground-truth ids, ``>= 0`` (0 = background, scored as a cluster).
+        pred: ``(B, H, W)`` integer predicted ids.
+
+    Returns:
+        ``(B,)`` float64 in ``[-1, 1]``; 1.0 for an image without pixels (sklearn's convention).
+    """
+    true, pred, _ = check_label_maps(true, pred)
+    # every pixel becomes foreground: shift the ids by one so that FG-ARI counts the background too
+    return fg_ari(true.to(torch.int64) + 1, pred)

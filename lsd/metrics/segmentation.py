@@ -17,6 +17,8 @@ The five numbers (each a float in [0, 1], FG-ARI in [-1, 1]):
 
 =============  ==========================================================================
 ``fg_ari``     mean over images of the per-image FG-ARI.
+``ari``        mean over images of the per-image ARI over every pixel, background included
+               (OCLF's ``foreground=False`` ARI; no LSD paper number uses it).
 ``mbo``        paper (object-averaged): mean best overlap over all MATCHED scored objects
                of the dataset (the release scores only objects the matching assigns).
 ``miou``       paper (object-averaged): mean IoU of the matched (object, slot) pairs.
@@ -53,7 +55,7 @@ __all__ = [
     "SegmentationAccumulator",
 ]
 
-SCORE_KEYS = ("fg_ari", "mbo", "miou", "mbo_image", "miou_image")
+SCORE_KEYS = ("fg_ari", "ari", "mbo", "miou", "mbo_image", "miou_image")
 
 
 @dataclass
@@ -66,6 +68,8 @@ class SegmentationEvaluation:
         best_iou: ``(B, K+1)`` float64, best IoU of each GT id over all slots (mBO's term).
         matched_slot: ``(B, K+1)`` int64, slot matched to each GT id, ``-1`` where unmatched.
         matched_iou: ``(B, K+1)`` float64, IoU with the matched slot, 0 where unmatched.
+        ari: ``(B,)`` float64 per-image ARI over every pixel, background included (None when
+            not computed).
     """
 
     fg_ari: torch.Tensor
@@ -73,6 +77,7 @@ class SegmentationEvaluation:
     best_iou: torch.Tensor
     matched_slot: torch.Tensor
     matched_iou: torch.Tensor
+    ari: torch.Tensor | None = None
 
     @property
     def matched(self) -> torch.Tensor:
@@ -179,6 +184,7 @@ def evaluate_segmentation(
         best_iou=iou.amax(dim=2),
         matched_slot=matched_slot,
         matched_iou=torch.where(matched, matched_iou, torch.zeros_like(matched_iou)),
+        ari=ari_from_contingency(table),
     )
 
 
@@ -240,7 +246,7 @@ class SegmentationAccumulator:
     def reset(self) -> None:
         """Forget everything accumulated."""
         self._parts: dict[str, list[torch.Tensor]] = {
-            k: [] for k in ("ari", "obj_bo", "obj_iou", "img_bo_sum", "img_bo_n", "img_iou_sum", "img_iou_n")
+            k: [] for k in ("ari", "ari_all", "obj_bo", "obj_iou", "img_bo_sum", "img_bo_n", "img_iou_sum", "img_iou_n")
         }
 
     @property
@@ -273,6 +279,7 @@ class SegmentationAccumulator:
         # depend on the table width (K + 1 varies between batches when `visible` is not given).
         parts = {
             "ari": ev.fg_ari,
+            "ari_all": ev.ari,
             "obj_bo": ev.best_iou[matched],
             "obj_iou": ev.matched_iou[matched],
             "img_bo_sum": torch.where(scored, ev.best_iou, zero).cumsum(dim=1)[:, -1],
@@ -285,12 +292,13 @@ class SegmentationAccumulator:
         return ev
 
     def compute(self) -> dict[str, float]:
-        """``{"fg_ari", "mbo", "miou", "mbo_image", "miou_image"}`` over everything accumulated."""
+        """``{"fg_ari", "ari", "mbo", "miou", "mbo_image", "miou_image"}`` over everything accumulated."""
         cat = {k: torch.cat(v) if v else torch.zeros(0) for k, v in self._parts.items()}
         ari = cat["ari"].to(torch.float64)
         bo_n, iou_n = cat["img_bo_n"], cat["img_iou_n"]
         return {
             "fg_ari": _fsum_mean(ari[~torch.isnan(ari)]),
+            "ari": _fsum_mean(cat["ari_all"].to(torch.float64)),
             "mbo": _fsum_mean(cat["obj_bo"]),
             "miou": _fsum_mean(cat["obj_iou"]),
             "mbo_image": _fsum_mean(cat["img_bo_sum"][bo_n > 0] / bo_n[bo_n > 0]),
@@ -311,7 +319,7 @@ def segmentation_scores(
 ) -> dict[str, float]:
     """FG-ARI, mBO, mIoU (object-averaged, the paper's) and image-averaged mBO / mIoU of a batch.
 
-    Args: see :func:`evaluate_segmentation`. Returns ``{"fg_ari", "mbo", "miou", "mbo_image",
+    Args: see :func:`evaluate_segmentation`. Returns ``{"fg_ari", "ari", "mbo", "miou", "mbo_image",
     "miou_image"}`` as floats (see the module docstring for what each averages).
     """
     acc = SegmentationAccumulator(

@@ -1,5 +1,6 @@
 """The command line every ``reproductions/<table>.py`` shares (``--data``, ``--checkpoint``,
-``--budget smoke|cpu|paper``, ``--seed``, ``--output``, ...) and ``--list``.
+``--budget smoke|cpu|paper``, ``--seed`` or ``--seeds 0,1,2``, ``--mask-resolution``, ``--output``,
+...) and ``--list``.
 
 Errors a user can fix (a missing folder, a bad flag or config field, an output that cannot be
 written) print one line and exit with status 2; ``--debug`` shows the traceback instead.
@@ -16,6 +17,7 @@ __all__ = ["build_parser", "describe_all", "main", "run_from_args"]
 _EXAMPLES = """examples:
   python reproductions/{script}.py                        # stand-in, cpu budget
   python reproductions/{script}.py --budget smoke         # the whole pipeline in a minute or two (CI)
+  python reproductions/{script}.py --seeds 0,1,2          # train and evaluate per seed: mean +- std
   python reproductions/{script}.py --data DIR             # real data in its own layout
   python reproductions/{script}.py --data DIR --checkpoint CKPT   # evaluate a checkpoint, no training
   accelerate launch reproductions/{script}.py --data DIR --budget paper   # the paper's recipe, GPUs
@@ -58,6 +60,13 @@ def build_parser(table: str) -> argparse.ArgumentParser:
     parser.add_argument("--budget", choices=list(budgets), default="cpu",
                         help="; ".join(f"{b.name}: {b.description}" for b in budgets.values()))  # fmt: skip
     parser.add_argument("--seed", type=int, default=SEED, help=f"training and evaluation seed (default {SEED})")
+    if spec is not None:
+        parser.add_argument("--seeds", metavar="S0,S1,...",
+                            help="train and evaluate once per seed (into <output>/seed-<n>), then report mean +- std "
+                            "and each seed; replaces --seed")  # fmt: skip
+        parser.add_argument("--mask-resolution", choices=("native", "320", "224"), default="native",
+                            help="ground-truth mask size scored at: native (the reader's), or N = short side N, "
+                            "centre N x N crop (DINOSAUR 320, SPOT and later work 224) (default: native)")  # fmt: skip
     parser.add_argument("--output", type=Path, help=f"default: outputs/reproduce-{table}-<budget>")
     parser.add_argument(
         "--cache", type=Path, default=Path("data"), help="where stand-ins are generated (default data/)"
@@ -88,6 +97,12 @@ def run_from_args(table: str, args: argparse.Namespace, here: Path) -> dict:
         data=args.data, checkpoint=args.checkpoint, budget=args.budget, seed=args.seed, shipped=shipped,
         cache=args.cache, overrides=args.overrides, device=args.device, progress=not args.no_progress,
     )  # fmt: skip
+    if spec is not None and args.mask_resolution != "native":
+        options.mask_resolution = int(args.mask_resolution)
+    if spec is not None and args.seeds is not None:
+        from lsd.reproduction.seeds import parse_seeds, run_seeds
+
+        return run_seeds(spec, options, parse_seeds(args.seeds))
     if spec is None:
         from lsd.reproduction.generation_table import run_generation_table
 

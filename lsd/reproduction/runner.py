@@ -80,6 +80,7 @@ class RunOptions:
     overrides: list[str] = field(default_factory=list)  # `--set section.field=value` for training
     device: str | None = None
     progress: bool = True
+    mask_resolution: int | None = None  # GT size scored at: None = native (the reader's), else N (N x N centre crop)
 
 
 @dataclass
@@ -459,7 +460,7 @@ def evaluate_model(state: RunState, method: Method) -> None:
     result = evaluate(
         method.model, state.dataset, seed=state.opts.seed, probe_steps=budget.probe_steps,
         max_images=budget.eval_images, device=state.device, num_examples=budget.figure_images,
-        progress=state.opts.progress,
+        progress=state.opts.progress, mask_resolution=state.opts.mask_resolution,
     )  # fmt: skip
     state.methods[method.label] = _record(result, method.label, method.role, **method.extra)
     state.predictions[method.label] = (result.examples["pred"], result.num_slots)
@@ -524,6 +525,7 @@ def evaluate_phase(state: RunState) -> None:
         result = evaluate_segmenter(
             segmenter, state.dataset, num_segments=count, batch_size=32, max_images=state.budget.eval_images,
             num_examples=state.budget.figure_images, progress=state.opts.progress, description=label,
+            mask_resolution=state.opts.mask_resolution,
         )  # fmt: skip
         state.methods[label] = _record(result, label, "baseline")
         state.predictions[label] = (result.examples["pred"], count)
@@ -599,15 +601,16 @@ def budget_record(state: RunState) -> dict[str, Any]:
 def report_phase(state: RunState, start: float) -> dict[str, Any]:
     """Phase 5: table.md, table.csv, results.json; the terminal table. Returns the results record."""
     from lsd.evaluation.report import versions
-    from lsd.reproduction.table import TERMINAL_WIDTH, results_table, to_markdown, to_terminal
+    from lsd.reproduction.table import TERMINAL_WIDTH, anchor_notes, results_table, to_markdown, to_terminal
     from lsd.reproduction.verdict import verdict_notes
 
     spec, out = state.spec, state.output
     state.notes += verdict_notes(state.methods, state.budget.name)
     table = results_table(state.methods, spec.paper_dataset, spec.rows)
     label = "stand-in" if state.plan.standin else "real"
-    write_text_atomic(out / "table.csv", f"# data: {label}\n" + table.to_csv(float_format="%.4f"))
-    notes = "".join(f"- {line}\n" for line in state.notes)
+    anchors = "".join(f"# {line}\n" for line in anchor_notes(table))
+    write_text_atomic(out / "table.csv", f"# data: {label}\n{anchors}" + table.to_csv(float_format="%.4f"))
+    notes = "".join(f"- {line}\n" for line in [*state.notes, *anchor_notes(table)])
     write_text_atomic(out / "table.md", heading(state) + to_markdown(table) + "\n" + (f"\n{notes}" if notes else ""))
     record = {
         "task": spec.name,
@@ -615,6 +618,8 @@ def report_phase(state: RunState, start: float) -> dict[str, Any]:
         "data": state.plan.record,
         "budget": budget_record(state),
         "seed": state.opts.seed,
+        "mask_resolution": state.opts.mask_resolution or "native",
+        "anchors": table.attrs.get("anchors", {}),
         "train_config": state.train_config.to_dict() if state.train_config is not None else None,
         "methods": state.methods,
         **({"results": state.results} if state.results else {}),  # the extra phases' records

@@ -2,8 +2,10 @@
 CSV and a terminal rendering.
 
 Layout (``table.md`` / ``table.csv``): one row per metric, one column per method we ran (LSD models
-and baselines), then the paper's methods in their own columns and a provenance column. Our numbers
-and the paper's are never mixed in one column: on a stand-in they are not even on the same data.
+and baselines), then the paper's methods in their own columns, the anchors (later methods'
+published numbers, ``anchor: <method>``, each with its source and averaging under the table) and a
+provenance column. Our numbers, the paper's and the anchors are never mixed in one column: on a
+stand-in they are not even on the same data.
 The terminal gets the transpose (methods as rows, short metric names as columns), cut into blocks
 of columns so that no line is wider than 100 characters.
 """
@@ -16,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from lsd.reproduction.paper import paper_table
+from lsd.reproduction.paper import anchors, paper_table
 
 #: Widest line :func:`to_terminal` prints.
 TERMINAL_WIDTH = 100
@@ -47,22 +49,31 @@ SEGMENTATION_ROWS = (
     MetricRow("mIoU % (object-averaged)", ("metrics", "miou"), ("segmentation", "miou"), True, "mIoU"),
     MetricRow("mBO % (image-averaged)", ("metrics", "mbo_image"), None, True, "mBO img"),
     MetricRow("mIoU % (image-averaged)", ("metrics", "miou_image"), None, True, "mIoU img"),
+    MetricRow("ARI % (background included)", ("metrics", "ari"), None, True, "ARI"),
 )
+
+#: Scores against class masks (COCO: instances of a category merged), SPOT / CODA's mBO^c, mIoU^c.
+CLASS_ROWS = (
+    MetricRow("mBO^c % (class masks, image-averaged)", ("metrics", "mbo_class_image"), None, True, "mBO^c"),
+    MetricRow("mIoU^c % (class masks, image-averaged)", ("metrics", "miou_class_image"), None, True, "mIoU^c"),
+    MetricRow("mBO^c % (class masks, object-averaged)", ("metrics", "mbo_class"), None, True, "mBO^c obj"),
+    MetricRow("mIoU^c % (class masks, object-averaged)", ("metrics", "miou_class"), None, True, "mIoU^c obj"),
+)
+
+#: The paper's property-prediction table: its source does not name the dataset (CLEVR or CLEVRTex).
+UNNAMED_PROPERTIES = "clevr-or-clevrtex"
 
 #: The MOVi-E table's rows (segmentation, then the property probes beside the paper's).
 ROWS = (
     *SEGMENTATION_ROWS,
-    MetricRow(
-        "shape (category) accuracy %", ("probes", "category"), ("properties", "shape_accuracy"), True, "shape acc"
-    ),
-    MetricRow("material accuracy %", None, ("properties", "material_accuracy"), True, "material"),
-    MetricRow("position MSE (paper: 3-D)", None, ("properties", "position_mse"), False, "pos MSE"),
+    MetricRow("category accuracy %", ("probes", "category"), None, True, "category"),
     MetricRow("image position MSE", ("probes", "image_positions"), None, False, "img pos"),
     MetricRow("3-D box MSE", ("probes", "bboxes_3d"), None, False, "box MSE"),
     MetricRow("scale MSE", ("probes", "scale"), None, False, "scale MSE"),
 )
 
 PROVENANCE_COLUMN = "paper: provenance"
+ANCHOR_PREFIX = "anchor: "
 
 
 def probe_rows(properties: dict[str, str], short: dict[str, str] | None = None) -> tuple[MetricRow, ...]:
@@ -113,20 +124,34 @@ def paper_methods_of(dataset: str, rows: tuple[MetricRow, ...]) -> list[str]:
     return sorted(methods, key=lambda m: "LSD" not in m)
 
 
+def _anchor_value(method: dict[str, Any], row: MetricRow) -> float:
+    """The anchor's number for ``row``: filed under the metric key of ours that the row shows."""
+    if row.ours is None or row.ours[0] != "metrics":
+        return math.nan
+    value = method.get("metrics", {}).get(row.ours[1])
+    return math.nan if value is None else float(value)
+
+
 def results_table(
     methods: dict[str, dict[str, Any]], dataset: str = "movi-e", rows: tuple[MetricRow, ...] = ROWS
 ) -> pd.DataFrame:
     """The table of ``methods`` (column label -> an evaluation record as in ``results.json``)
-    beside the paper's numbers for ``dataset`` (a key of ``paper_numbers.json``).
+    beside the paper's numbers for ``dataset`` (a key of ``paper_numbers.json``) and the anchors.
 
     Returns a DataFrame indexed by metric label: our columns, then ``paper: <method>`` columns
-    (NaN where the paper's number was not recovered or does not exist) and a provenance column.
-    Rows that neither we nor the paper fill are dropped.
+    (NaN where the paper's number was not recovered or does not exist), ``anchor: <method>``
+    columns (later methods' published numbers, :func:`lsd.reproduction.paper.anchors`) and a
+    provenance column. Rows that neither we nor the paper fill are dropped.
+    ``table.attrs["anchors"]``: method -> ``{"source", "averaging"}`` of every anchor column; an
+    anchor with no number on any of the rows gets no column.
     """
     paper_methods = paper_methods_of(dataset, rows)
+    anchor_methods = anchors(dataset)
     data: dict[str, list[Any]] = {label: [] for label in methods}
     for method in paper_methods:
         data[f"paper: {method}"] = []
+    for method in anchor_methods:
+        data[f"{ANCHOR_PREFIX}{method}"] = []
     data[PROVENANCE_COLUMN] = []
     index = []
     for row in rows:
@@ -145,15 +170,31 @@ def results_table(
             data[label].append(value)
         for method, value in theirs.items():
             data[f"paper: {method}"].append(value)
+        for method, record in anchor_methods.items():
+            data[f"{ANCHOR_PREFIX}{method}"].append(_anchor_value(record, row))
         data[PROVENANCE_COLUMN].append(section["provenance"] if section else "")
     table = pd.DataFrame(data, index=pd.Index(index, name="metric"))
+    empty = [m for m in anchor_methods if table[f"{ANCHOR_PREFIX}{m}"].isna().all()]  # no row of this table
+    table = table.drop(columns=[f"{ANCHOR_PREFIX}{m}" for m in empty])
     table.attrs["short"] = {row.label: row.short or row.label[:10] for row in rows}
+    table.attrs["anchors"] = {
+        m: {"source": a["source"], "averaging": a["averaging"]} for m, a in anchor_methods.items() if m not in empty
+    }
     return table
 
 
+def anchor_notes(table: pd.DataFrame) -> list[str]:
+    """One line per anchor column: its source and averaging convention (under ``table.md``)."""
+    return [
+        f"{ANCHOR_PREFIX}{method}: {info['source']}; {info['averaging']}. Published number, not our run."
+        for method, info in table.attrs.get("anchors", {}).items()
+    ]
+
+
 def _cell(value: Any, paper_column: bool) -> str:
-    """``—``: nothing to report (we do not measure it, or the paper has no such number);
-    ``n/r``: the paper reports it but the number was not recovered."""
+    """``—``: nothing to report (we do not measure it, or the paper or anchor has no such number);
+    ``n/r``: the paper reports it but the number was not recovered. Strings (e.g. ``mean ± std``
+    over seeds) are shown as they are."""
     if isinstance(value, str):
         return value
     if value is None or math.isnan(value):
@@ -225,6 +266,7 @@ def to_terminal(table: pd.DataFrame, width: int = TERMINAL_WIDTH) -> str:
 
 
 __all__ = [
-    "MetricRow", "PROVENANCE_COLUMN", "ROWS", "SEGMENTATION_ROWS", "TERMINAL_WIDTH", "paper_methods_of", "probe_rows",
-    "results_table", "to_markdown", "to_terminal",
+    "ANCHOR_PREFIX", "CLASS_ROWS", "MetricRow", "PROVENANCE_COLUMN", "ROWS", "SEGMENTATION_ROWS", "TERMINAL_WIDTH",
+    "UNNAMED_PROPERTIES", "anchor_notes", "paper_methods_of", "probe_rows", "results_table", "to_markdown",
+    "to_terminal",
 ]  # fmt: skip

@@ -12,7 +12,7 @@ from lsd.metrics import segmentation_scores
 from ..release_fixture import TINY_SLOT_ATTN, write_release_checkpoint
 from .conftest import NUM_IMAGES
 
-SEGMENTATION_KEYS = {"fg_ari", "mbo", "miou", "mbo_image", "miou_image"}
+SEGMENTATION_KEYS = {"fg_ari", "ari", "mbo", "miou", "mbo_image", "miou_image"}
 
 
 def _evaluate_cli(checkpoint, data, output, *extra):
@@ -55,6 +55,16 @@ def test_cli_writes_the_three_files_with_the_documented_keys(
     assert "| mBO (%, object-averaged, paper)" in printed
     with Image.open(output / "segmentations.png") as figure:
         assert figure.format == "PNG" and figure.width > 100
+
+
+def test_cli_mask_resolution_is_scored_and_recorded(model_folder, synth_folder, model, dataset, tmp_path):
+    output = tmp_path / "out"
+    assert _evaluate_cli(model_folder, synth_folder, output, "--device", "cpu", "--mask-resolution", "224") == 0
+    record = json.loads((output / "results.json").read_text())
+    assert record["conventions"]["mask_resolution"] == 224
+    expected = evaluate(model, dataset, batch_size=4, seed=2, probe_steps=3, progress=False, mask_resolution=224)
+    assert record["metrics"] == expected.metrics
+    assert "| ARI (%, background included)" in (output / "results.md").read_text()
 
 
 def test_training_checkpoints_and_runs_resolve_to_their_model(model_folder, model, tmp_path):
