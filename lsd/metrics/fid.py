@@ -116,5 +116,24 @@ class FeatureStatistics:
 
 
 def fid_from_features(features1: ArrayLike, features2: ArrayLike) -> float:
-    """Frechet distance between the Gaussian fits of two ``(N, D)`` feature sets."""
-    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+    """Frechet distance between the Gaussian fits of two ``(N, D)`` feature sets.
+
+    With fewer samples than dimensions (``N1 + N2 <= D``; e.g. 64 images, 2048-d Inception) the
+    covariances are ``S = A A^T`` with ``A = X_c^T / sqrt(N - 1)`` (``D x N``), and
+    ``Tr (S1 S2)^(1/2)`` equals the nuclear norm of the small ``A1^T A2`` (the eigenvalues of
+    ``S1 S2`` are those of ``(A1^T A2)(A1^T A2)^T``): exact, and with no ``D x D`` matrix square root
+    (which is slow and, on such singular covariances, inaccurate). Otherwise :func:`frechet_distance`.
+    """
+    x1, x2 = _float64(features1), _float64(features2)
+    for name, x in (("features1", x1), ("features2", x2)):
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise ValueError(f"`{name}` must have shape (N, D) with N >= 2, got {x.shape}")
+    if x1.shape[1] != x2.shape[1]:
+        raise ValueError(f"`features1` has {x1.shape[1]} dims, `features2` {x2.shape[1]}")
+    if x1.shape[0] + x2.shape[0] > x1.shape[1]:
+        return frechet_distance(*feature_statistics(x1), *feature_statistics(x2))
+    a1 = (x1 - x1.mean(axis=0)) / np.sqrt(x1.shape[0] - 1)  # (N1, D), S1 = a1^T a1
+    a2 = (x2 - x2.mean(axis=0)) / np.sqrt(x2.shape[0] - 1)
+    diff = x1.mean(axis=0) - x2.mean(axis=0)
+    nuclear = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()
+    return float(diff @ diff + (a1 * a1).sum() + (a2 * a2).sum() - 2.0 * nuclear)

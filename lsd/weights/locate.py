@@ -19,14 +19,17 @@ __all__ = ["PretrainedNotFound", "cached_folder", "hub_cache", "locate", "locate
 #: endpoint, or an old local cache, may hold them).
 REMOVED = {"stabilityai/stable-diffusion-2-1": "removed from the Hub by Stability AI in November 2025"}
 
+
 class PretrainedNotFound(FileNotFoundError):
     """A pretrained component is neither a local folder, nor locked, nor in the local Hugging Face
     cache. The message names the ``lsd weights fetch`` command and the sources."""
+
 
 def hub_cache() -> str:
     from huggingface_hub import constants
 
     return constants.HF_HUB_CACHE
+
 
 def cached_folder(part: Part, source: str) -> Path | None:
     """The part's folder inside ``source``'s cached snapshot (``refs/main``) when every file is
@@ -44,8 +47,10 @@ def cached_folder(part: Part, source: str) -> Path | None:
         folders.add(Path(found).parent)
     return folders.pop() if len(folders) == 1 else None
 
+
 def _sources(part: Part) -> str:
     return ", ".join(f"{s} ({REMOVED[s]})" if s in REMOVED else s for s in part.sources)
+
 
 def not_found_advice(part: Part) -> str:
     """How to provide ``part``: the fetch command and its sources."""
@@ -60,6 +65,7 @@ def not_found_advice(part: Part) -> str:
         f"`--source REPO` adds another copy), then copy {lsd_home()} and the Hugging Face cache ({hub_cache()}) "
         f"here (or set LSD_HOME and HF_HOME to them); or `hf download {mirror}{include}`; or pass a local folder"
     )
+
 
 def locate_part(part: Part, asked: str | None = None) -> Path:
     """The folder holding ``part`` (its ``subfolder``), offline; ``asked`` is the repository the
@@ -83,11 +89,13 @@ def locate_part(part: Part, asked: str | None = None) -> Path:
         f"the local Hugging Face cache ({hub_cache()}); lsd loads offline. To provide it, {not_found_advice(part)}"
     )
 
+
 def locate(repo_id: str, subfolder: str | None, parts: dict[str, Part] | None = None) -> Path | None:
     """The folder of the registered part that ``repo_id`` / ``subfolder`` names (see
     :func:`locate_part`), or ``None`` when no registered part does."""
     found = parts_for_repo(repo_id, subfolder, PARTS if parts is None else parts)
     return locate_part(found[0], repo_id) if found else None
+
 
 def is_present(part: Part) -> bool:
     """Whether :func:`locate_part` finds ``part`` (errors other than absence propagate)."""

@@ -86,3 +86,16 @@ def test_bad_inputs():
     stream.update(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="earlier batches had 3"):
         stream.update(np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize(("n1", "n2"), [(5, 7), (6, 6), (2, 9)])
+def test_few_samples_use_the_exact_small_form(n1, n2):
+    """With N1 + N2 <= D, fid_from_features takes the nuclear norm of A1^T A2; same value as sqrtm."""
+    rng = np.random.default_rng(n1 * 10 + n2)
+    mix = rng.normal(size=(16, 16))
+    x1, x2 = rng.normal(size=(n1, 16)) @ mix, rng.normal(size=(n2, 16)) @ mix + 0.5
+    expected = frechet_distance(*feature_statistics(x1), *feature_statistics(x2))
+    assert fid_from_features(x1, x2) == pytest.approx(expected, rel=1e-7, abs=1e-9)
+    assert fid_from_features(x1, x1) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="features2"):
+        fid_from_features(x1, x2[:, :15])
