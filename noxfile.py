@@ -24,7 +24,7 @@ def install_project(session: nox.Session, extras: str = "") -> None:
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """The test suite on CPU (Triton kernels run under TRITON_INTERPRET=1, set in conftest)."""
-    install_project(session, "test")
+    install_project(session, "test,fid")  # fid: the FID network tests run too
     session.run("pytest", *(session.posargs or ["-q"]))
     if not session.posargs:  # every benchmark body once, as a test (no timing)
         session.run("pytest", "benchmarks", "--benchmark-disable", "-q")
@@ -44,7 +44,7 @@ TABLES = ("movi-c", "movi-e", "clevr", "clevrtex", "ffhq", "coco", "generation")
 
 def _reproduce(table: str):
     def session(session: nox.Session) -> None:
-        install_project(session)
+        install_project(session, "fid" if table == "generation" else "")  # real FID in the generation table
         session.run("python", f"reproductions/{table.replace('-', '_')}.py", *session.posargs)
 
     session.__doc__ = (
