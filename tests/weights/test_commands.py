@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from lsd.cli import main
 from lsd.weights import PARTS, read_lock
+from lsd.weights.lock import locked_folder
 from tests.weights.conftest import MIRROR, REMOVED, WRONG, tiny_part
 
 
@@ -23,8 +22,7 @@ def test_list_then_fetch_then_list(hub, monkeypatch, capsys):
     assert "tiny-vae           locked   a tiny VAE" in capsys.readouterr().out
 
     # a changed file shows as broken, naming it
-    folder = read_lock()["tiny-vae"]["folder"]
-    config = (Path(folder) / "config.json").resolve()
+    config = (locked_folder(read_lock()["tiny-vae"]) / "config.json").resolve()
     config.write_text(config.read_text().replace("AutoencoderKL", "AutoencoderKL "))
     assert main(["weights", "list"]) == 0
     assert "tiny-vae           BROKEN" in capsys.readouterr().out

@@ -134,3 +134,20 @@ def test_a_part_already_in_the_cache_is_locked_without_network(hub, monkeypatch)
     entry = fetch_part(part, endpoint=hub.endpoint)
     assert entry["source"] == MIRROR and read_lock()[part.name] == entry
     assert hub.requests == []
+
+
+def test_the_lock_moves_with_the_caches(hub, monkeypatch, tmp_path):
+    """Folders are recorded relative to the Hub cache, so copied caches still resolve elsewhere."""
+    import shutil
+
+    part = tiny_part(REMOVED, MIRROR)
+    monkeypatch.setitem(PARTS, part.name, part)
+    entry = fetch_part(part, endpoint=hub.endpoint)
+    assert entry["folder"].startswith("hub-cache:models--mirror--good-vae/snapshots/")
+    shutil.copytree(tmp_path / "hub", tmp_path / "elsewhere" / "hub", symlinks=True)
+    shutil.copytree(tmp_path / "lsd", tmp_path / "elsewhere" / "lsd")
+    shutil.rmtree(tmp_path / "hub")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "elsewhere" / "hub"))
+    monkeypatch.setenv("LSD_HOME", str(tmp_path / "elsewhere" / "lsd"))
+    folder = resolve_pretrained(REMOVED, "vae", "tiny VAE")
+    assert folder.is_relative_to(tmp_path / "elsewhere")
