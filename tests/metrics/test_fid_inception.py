@@ -78,6 +78,7 @@ def _features(inception, images: torch.Tensor) -> torch.Tensor:
         return torch.cat([inception(images[i : i + 8]) for i in range(0, len(images), 8)]).double()
 
 
+@pytest.mark.slow
 def test_fid_of_a_set_with_itself_is_zero_and_known_shifts_are_ordered(inception):
     real = _smooth_images(12, 64, seed=1)
     reference = _features(inception, _smooth_images(12, 64, seed=2))  # another draw of the same law
