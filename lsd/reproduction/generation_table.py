@@ -236,8 +236,8 @@ def run_generation_table(opts: RunOptions, here: Path | None = None) -> dict[str
     where = "stand-ins: not the paper's datasets" if standin else "real data, validation splits"
     title = f"# Compositional generation ({where})\n\n"
     fid_note = (
-        f"FID / KID: Inception-v3 pool3 (the standard TF 2015-12-05 network) on {budget.eval_images or 64} images"
-        f"{' of stand-in data' if standin else ''}"
+        f"FID / KID: the standard Inception-v3, {budget.eval_images or 64} {'stand-in ' if standin else ''}images"
+        f"{' (not comparable with the paper)' if standin else ''}"
         if inception is not None
         else "FID: not measured (no Inception network here: `lsd weights fetch fid-inception`)"
     )

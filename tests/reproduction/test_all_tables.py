@@ -68,7 +68,7 @@ def test_table_runs_on_its_standin_labelled_and_deterministic(table, tmp_path, c
     if table == "generation" and saved["fid"]:  # the [fid] extra is installed: real FID beside the paper's
         fids = [m["generation"]["movi-e"]["fid_composed"] for m in saved["methods"].values()]
         assert fids and all(v > 0 for v in fids)
-        assert "FID / KID: Inception-v3 pool3" in (out / "table.md").read_text()
+        assert "FID / KID: the standard Inception-v3, 8 stand-in images" in (out / "table.md").read_text()
     if table != "generation":
         baselines = {label for label in saved["methods"] if label.startswith(("k-means", "grid"))}
         assert {"grid 3x3", "k-means RGB, k=7", "k-means RGB+xy, k=7"} <= baselines or table == "ffhq"
