@@ -13,16 +13,11 @@ from typing import Any
 
 from lsd.weights.registry import Part
 
-__all__ = ["ArchitectureMismatch", "check_architecture", "missing_files", "safetensors_shapes"]
+__all__ = ["ArchitectureMismatch", "check_architecture", "safetensors_shapes"]
 
 
 class ArchitectureMismatch(ValueError):
     """A part's files are present but hold another model; the message names the file and field."""
-
-
-def missing_files(part: Part, folder: Path) -> list[str]:
-    """The part's files (relative to ``folder``, the part's own folder) that are absent."""
-    return [f for f in part.files if not (folder / f).is_file()]
 
 
 def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:

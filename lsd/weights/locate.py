@@ -95,12 +95,3 @@ def locate(repo_id: str, subfolder: str | None, parts: dict[str, Part] | None = 
     :func:`locate_part`), or ``None`` when no registered part does."""
     found = parts_for_repo(repo_id, subfolder, PARTS if parts is None else parts)
     return locate_part(found[0], repo_id) if found else None
-
-
-def is_present(part: Part) -> bool:
-    """Whether :func:`locate_part` finds ``part`` (errors other than absence propagate)."""
-    try:
-        locate_part(part)
-    except PretrainedNotFound:
-        return False
-    return True
