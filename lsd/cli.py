@@ -368,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     from lsd.data.prepare.command import add_commands as add_data_commands
 
     add_data_commands(add)  # data prepare
+
+    from lsd.weights.commands import add_commands as add_weights_commands
+
+    add_weights_commands(add)  # weights list | fetch
     return parser
 
 

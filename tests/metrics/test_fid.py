@@ -4,6 +4,7 @@ import torch
 from scipy.stats import ortho_group
 
 from lsd.metrics import FeatureStatistics, feature_statistics, fid_from_features, frechet_distance
+from lsd.metrics.fid import kid_from_features
 
 
 def closed_form_commuting(mu1, d1, mu2, d2):
@@ -86,3 +87,33 @@ def test_bad_inputs():
     stream.update(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="earlier batches had 3"):
         stream.update(np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize(("n1", "n2"), [(5, 7), (6, 6), (2, 9)])
+def test_few_samples_use_the_exact_small_form(n1, n2):
+    """With N1 + N2 <= D, fid_from_features takes the nuclear norm of A1^T A2; same value as sqrtm."""
+    rng = np.random.default_rng(n1 * 10 + n2)
+    mix = rng.normal(size=(16, 16))
+    x1, x2 = rng.normal(size=(n1, 16)) @ mix, rng.normal(size=(n2, 16)) @ mix + 0.5
+    expected = frechet_distance(*feature_statistics(x1), *feature_statistics(x2))
+    assert fid_from_features(x1, x2) == pytest.approx(expected, rel=1e-7, abs=1e-9)
+    assert fid_from_features(x1, x1) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="features2"):
+        fid_from_features(x1, x2[:, :15])
+
+
+def test_kid_equals_the_unbiased_mmd_written_out():
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(5, 6)), rng.normal(size=(4, 6)) + 0.3
+
+    def k(a, b):
+        return (a @ b / 6 + 1) ** 3
+
+    xx = sum(k(x[i], x[j]) for i in range(5) for j in range(5) if i != j) / 20
+    yy = sum(k(y[i], y[j]) for i in range(4) for j in range(4) if i != j) / 12
+    xy = sum(k(x[i], y[j]) for i in range(5) for j in range(4)) / 20
+    assert kid_from_features(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-12)
+    far = kid_from_features(x, y + 3.0)
+    assert far > kid_from_features(x, y)
+    with pytest.raises(ValueError, match="same D"):
+        kid_from_features(x, y[:, :5])

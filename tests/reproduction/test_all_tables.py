@@ -48,7 +48,8 @@ def _metrics(record: dict) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("table", list(FIGURES))
-def test_table_runs_on_its_standin_labelled_and_deterministic(table, tmp_path, capsys):
+def test_table_runs_on_its_standin_labelled_and_deterministic(table, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LSD_HOME", str(tmp_path / "home"))  # the FID network's cache (generation)
     cache = tmp_path / "data"
     first, printed = _run(table, tmp_path / "a", cache, capsys)
     second, _ = _run(table, tmp_path / "b", cache, capsys)
@@ -64,6 +65,10 @@ def test_table_runs_on_its_standin_labelled_and_deterministic(table, tmp_path, c
     lines = [line for line in printed.splitlines() if not line.startswith(str(tmp_path))]  # the output path
     assert max(map(len, lines)) <= TERMINAL_WIDTH, max(lines, key=len)
     assert _metrics(first) == _metrics(second)  # same seed, same numbers
+    if table == "generation" and saved["fid"]:  # the [fid] extra is installed: real FID beside the paper's
+        fids = [m["generation"]["movi-e"]["fid_composed"] for m in saved["methods"].values()]
+        assert fids and all(v > 0 for v in fids)
+        assert "FID / KID: the standard Inception-v3, 8 stand-in images" in (out / "table.md").read_text()
     if table != "generation":
         baselines = {label for label in saved["methods"] if label.startswith(("k-means", "grid"))}
         assert {"grid 3x3", "k-means RGB, k=7", "k-means RGB+xy, k=7"} <= baselines or table == "ffhq"
