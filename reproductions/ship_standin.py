@@ -123,14 +123,17 @@ def recipe_differences(saved: dict) -> dict[str, tuple]:
     from `standin`), as ``{"section.field": (recipe value, saved value)}``; ``init_from`` is not
     listed. Raises ValueError naming every field outside :data:`RUN_ONLY_FIELDS`,
     :data:`SCHEDULE_FIELDS` and :data:`MODEL_STAGE_FIELDS`."""
-    from lsd.training.config import load_train_config
+    from lsd.training.config import TrainConfig, load_train_config
 
     recipe = load_train_config("synth-cpu").to_dict()
+    sections = ("data", "autoencoder", "optim", "train", "checkpoint")
+    # a field added since the checkpoint was written (e.g. checkpoint.on_interrupt) counts as its default
+    defaults = {section: TrainConfig.model_fields[section].default_factory().to_dict() for section in sections}
     differences = {
-        f"{section}.{key}": (value, saved.get(section, {}).get(key))
-        for section in ("data", "autoencoder", "optim", "train", "checkpoint")
+        f"{section}.{key}": (value, saved.get(section, {}).get(key, defaults[section].get(key)))
+        for section in sections
         for key, value in recipe[section].items()
-        if saved.get(section, {}).get(key) != value
+        if saved.get(section, {}).get(key, defaults[section].get(key)) != value
     }
     differences |= _model_differences(saved.get("model"))
     allowed = {f"{s}.{k}" for s, k in RUN_ONLY_FIELDS | SCHEDULE_FIELDS}
