@@ -35,7 +35,8 @@ class NonFiniteWeightsError(ValueError):
     """Weights hold NaN or inf (the message names the tensor)."""
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes (hex), read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -52,7 +53,7 @@ def write_manifest(folder: str | os.PathLike) -> Path:
     """Hash every file under ``folder`` into ``folder/manifest.json`` (call it after the last write)."""
     folder = Path(folder)
     files = {
-        name: {"size": (folder / name).stat().st_size, "sha256": _sha256(folder / name)} for name in _files(folder)
+        name: {"size": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)} for name in _files(folder)
     }
     path = folder / MANIFEST_NAME
     path.write_text(json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1, sort_keys=True) + "\n")
@@ -84,7 +85,7 @@ def verify_manifest(folder: str | os.PathLike, required: bool = True) -> bool:
             problems.append(
                 f"{file} is {file.stat().st_size} bytes, the manifest says {entry.get('size')} (truncated?)"
             )
-        elif _sha256(file) != entry.get("sha256"):
+        elif sha256_file(file) != entry.get("sha256"):
             problems.append(f"{file} does not match its sha256 in the manifest (changed or corrupt)")
     extra = sorted(set(_files(folder)) - set(listed))
     problems += [f"{folder / name} is not in the manifest (an extra file)" for name in extra]

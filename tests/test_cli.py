@@ -43,7 +43,7 @@ def test_every_option_has_help_and_help_shows_its_default(command):
                 continue
             name = action.option_strings[-1] if action.option_strings else action.dest
             assert action.help, f"lsd {full} {name}: no help text"
-            if action.default is not None and action.default is not False and "default" not in action.help:
+            if action.default not in (None, False, argparse.SUPPRESS) and "default" not in action.help:
                 assert f"(default: {action.default})" in text, f"lsd {full} --help: no default for {name}"
 
 

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from lsd._atomic import remove_dir, remove_stale
+from lsd._integrity import sha256_file
 from lsd.cache.keys import (
     FORMAT_VERSION,
     describe_file_change,
@@ -44,7 +45,6 @@ from lsd.cache.store import (
     CacheError,
     CacheReader,
     read_json,
-    sha256_of,
     shard_name,
     shard_problem,
     shard_ranges,
@@ -285,7 +285,7 @@ def _write_manifest(folder: Path, recipe: CacheRecipe, key: dict[str, Any], root
             with safe_open(str(path), framework="pt") as handle:
                 shapes = {name: handle.get_slice(name).get_shape()[2:] for name in names}
         shards.append({"file": path.name, "start": start, "stop": stop, "bytes": path.stat().st_size,
-                       "sha256": sha256_of(path)})  # fmt: skip
+                       "sha256": sha256_file(path)})  # fmt: skip
     manifest = {
         "format": FORMAT_VERSION, "key": key, "tensors": names, "shapes": shapes, "num_items": num_items,
         "shard_size": recipe.shard_size, "shards": shards, "images_root": root,

@@ -22,20 +22,13 @@ from typing import Any
 
 import torch
 
+from lsd._integrity import sha256_file
+
 #: Bumped when the on-disk layout changes; a cache of another format is refused, never misread.
 FORMAT_VERSION = 1
 
 #: One image file: ``[path relative to the dataset root, size in bytes, mtime in ns or sha256]``.
 FileRecord = list
-
-
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    """sha256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def common_root(paths: Sequence[Path]) -> Path:
@@ -56,7 +49,7 @@ def fingerprint_files(paths: Sequence[Path], hash_files: bool = False) -> tuple[
             stat = resolved.stat()
         except OSError as err:
             raise FileNotFoundError(f"cache: cannot read image {path} ({err.strerror})") from err
-        stamp = sha256_of(resolved) if hash_files else stat.st_mtime_ns
+        stamp = sha256_file(resolved) if hash_files else stat.st_mtime_ns
         records.append([str(resolved.relative_to(root)), stat.st_size, stamp])
     return str(root), records
 
@@ -117,5 +110,5 @@ def key_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str 
 
 __all__ = [
     "FORMAT_VERSION", "FileRecord", "common_root", "describe_file_change", "fingerprint_files",
-    "key_differences", "records_digest", "sha256_of", "weights_digest",
+    "key_differences", "records_digest", "weights_digest",
 ]  # fmt: skip

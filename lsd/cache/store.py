@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 from lsd._atomic import atomic_write, write_text_atomic
-from lsd.cache.keys import FORMAT_VERSION, sha256_of
+from lsd._integrity import sha256_file
+from lsd.cache.keys import FORMAT_VERSION
 
 MANIFEST = "manifest.json"
 BUILD = "build.json"
@@ -147,7 +148,7 @@ class CacheReader:
         return [
             f"{self.folder / shard['file']}: sha256 differs from {MANIFEST}"
             for shard in self.shards
-            if sha256_of(self.folder / shard["file"]) != shard["sha256"]
+            if sha256_file(self.folder / shard["file"]) != shard["sha256"]
         ]
 
     def describe(self) -> dict[str, Any]:
@@ -169,6 +170,6 @@ class CacheReader:
 
 
 __all__ = [
-    "BUILD", "CacheError", "CacheReader", "DTYPES", "FILES", "MANIFEST", "read_json", "sha256_of", "shard_name",
+    "BUILD", "CacheError", "CacheReader", "DTYPES", "FILES", "MANIFEST", "read_json", "shard_name",
     "shard_problem", "shard_ranges", "write_json", "write_shard",
 ]  # fmt: skip

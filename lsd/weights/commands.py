@@ -60,7 +60,7 @@ def _fetch(args: argparse.Namespace) -> int:
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Register ``lsd weights list|fetch`` through ``lsd``'s subparser factory ``add``."""
     weights = add("weights", help="the paper's pretrained parts: list what is here, fetch what is missing")
-    sub = weights.add_subparsers(dest="weights_command", required=True)
+    sub = weights.add_subparsers(dest="weights_command", required=True, help="list or fetch")
 
     def nested(name: str, help: str) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, help=help)

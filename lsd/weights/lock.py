@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lsd._atomic import write_text_atomic
-from lsd._integrity import _sha256
+from lsd._integrity import sha256_file
 
 __all__ = ["LOCK_FORMAT", "LockedFileChanged", "lock_path", "locked_folder", "lsd_home", "read_lock", "record_part",
            "stored_folder", "verify_locked"]  # fmt: skip
@@ -84,7 +84,7 @@ def locked_folder(entry: dict[str, Any]) -> Path:
 
 def hash_files(folder: Path, files: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """``{file: {"size", "sha256"}}`` of ``files`` under ``folder`` (symlinks followed)."""
-    return {f: {"size": (folder / f).stat().st_size, "sha256": _sha256(folder / f)} for f in files}
+    return {f: {"size": (folder / f).stat().st_size, "sha256": sha256_file(folder / f)} for f in files}
 
 
 def record_part(name: str, entry: dict[str, Any], path: Path | None = None) -> None:
@@ -103,7 +103,7 @@ def verify_locked(name: str, entry: dict[str, Any]) -> Path:
         path = folder / file
         if not path.is_file():
             raise LockedFileChanged(f"{name}: locked file {path} is missing; run `lsd weights fetch {name}` again")
-        if path.stat().st_size != want["size"] or _sha256(path) != want["sha256"]:
+        if path.stat().st_size != want["size"] or sha256_file(path) != want["sha256"]:
             raise LockedFileChanged(
                 f"{name}: {path} changed since it was locked (sha256 differs from the lock {lock_path()}); "
                 f"run `lsd weights fetch {name}` again to replace it"

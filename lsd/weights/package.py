@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from lsd._integrity import _sha256
+from lsd._integrity import sha256_file
 from lsd.weights.locate import PretrainedNotFound, not_found_advice
 from lsd.weights.registry import Part
 
@@ -33,7 +33,7 @@ def verified_package_file(part: Part) -> Path:
     if not path.is_file():
         raise PretrainedNotFound(f"{part.description}: {path} is missing from the installed {top!r}; "
                                  f"reinstall {requirement!r}")  # fmt: skip
-    found = _sha256(path)
+    found = sha256_file(path)
     if found != sha256:
         raise ValueError(f"{path}: sha256 {found} is not the {requirement} file's {sha256}; refusing to load it")
     return path

@@ -27,7 +27,6 @@ only when that record exists and every file still matches it (:func:`verify_vide
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from lsd._atomic import atomic_dir, write_text_atomic
+from lsd._integrity import sha256_file
 from lsd.data.prepare.features import MoviRecord, Ragged
 
 #: Folder (inside the split folder) of the per-video records; the readers never look there.
@@ -72,14 +72,6 @@ def video_files(record: MoviRecord) -> dict[str, Any]:
     return files
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _state_path(folder: Path, video: int) -> Path:
     return folder / STATE_DIR / f"{video:08d}.json"
 
@@ -100,7 +92,7 @@ def write_video(folder: Path, video: int, record: MoviRecord, origin: str) -> in
                     path.write_text(content)
                 else:
                     Image.fromarray(content).save(path, optimize=False)
-                digests[f"{part}/{name}/{path.name}"] = _sha256(path)
+                digests[f"{part}/{name}/{path.name}"] = sha256_file(path)
     size = sum((folder / rel).stat().st_size for rel in digests)
     state = _state_path(folder, video)
     state.parent.mkdir(parents=True, exist_ok=True)
@@ -121,4 +113,4 @@ def verify_video(folder: Path, video: int) -> bool:
                for p in (folder / part / name).iterdir()}  # fmt: skip
     if present != set(listed):
         return False
-    return all(_sha256(folder / rel) == digest for rel, digest in listed.items())
+    return all(sha256_file(folder / rel) == digest for rel, digest in listed.items())
