@@ -40,11 +40,16 @@ def _folders(args: argparse.Namespace) -> list[Path]:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from lsd.training.caching import build_run_caches, cache_folder
+    from lsd.training.caching import cache_folder
+    from lsd.training.trainer import Trainer
 
     config = _config(args)
     print(f"cache: {cache_folder(config)}")
-    build_run_caches(config, rebuild=args.rebuild, progress=not args.no_progress)
+    # the trainer's own data, autoencoder stage and model, with its start weights (init_from): the
+    # cache a run of this config will find; under accelerate launch / torchrun each process builds its shards
+    trainer = Trainer(config, rebuild_cache=args.rebuild, progress=not args.no_progress)
+    trainer.load_start_weights()
+    trainer.attach_cache()
     args.folder = str(cache_folder(config))
     return _info(args)
 

@@ -95,32 +95,4 @@ def cached_dataset(
     )
 
 
-def build_run_caches(config: TrainConfig, *, rebuild: bool = False, progress: bool = True) -> CachedItems | Dataset:
-    """The caches ``config`` asks for, built the way :class:`lsd.training.trainer.Trainer` would
-    build them (same dataset, autoencoder stage and model), without training. Under
-    ``accelerate launch`` / ``torchrun`` every process builds its share of the shards."""
-    from accelerate import PartialState
-    from accelerate.utils import set_seed
-
-    from lsd.configs import build_model
-    from lsd.training.autoencoder import provide_autoencoder
-    from lsd.training.data import build_train_dataset
-
-    if not (config.cache.latents or config.cache.backbone):
-        raise ValueError("cache.latents and cache.backbone are both false: nothing to cache (--set cache.latents=true)")
-    state = PartialState(cpu=not torch.cuda.is_available())
-    seed = config.train.seed
-    set_seed(seed)
-    dataset = build_train_dataset(config.data, seed=seed)
-    with state.main_process_first():
-        vae = provide_autoencoder(config.autoencoder, dataset, Path(config.output_dir).parent / "autoencoders", seed)
-    set_seed(seed)
-    model = build_model(config.model, **({} if vae is None else {"vae": vae}))
-    return cached_dataset(
-        config, dataset, model, rebuild=rebuild, progress=progress and state.is_local_main_process,
-        process_index=state.process_index, num_processes=state.num_processes, wait=state.wait_for_everyone,
-        device=state.device,
-    )  # fmt: skip
-
-
-__all__ = ["build_run_caches", "cache_folder", "cache_recipes", "cached_dataset"]
+__all__ = ["cache_folder", "cache_recipes", "cached_dataset"]

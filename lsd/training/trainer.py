@@ -208,15 +208,11 @@ class Trainer:
         model = build_model(config.model, **components)
         if model.vae is None:
             raise ValueError("the model has no autoencoder: set autoencoder.kind or the model config's vae entry")
-        from lsd.training.caching import cached_dataset
+        from lsd.training.caching import cache_recipes
 
+        cache_recipes(config, model)  # refuses what cannot be cached, before any compute
         self.images = self.dataset  # what validation shows (the cache may stand in for the pixels)
-        self.dataset = cached_dataset(
-            config, self.dataset, model, rebuild=rebuild_cache, progress=progress and acc.is_local_main_process,
-            process_index=acc.process_index, num_processes=acc.num_processes, wait=acc.wait_for_everyone,
-            device=acc.device,
-        )  # fmt: skip
-        self.progress = progress
+        self.rebuild_cache, self.progress = rebuild_cache, progress
         groups = model.parameter_groups()
         opt = config.optim
         param_groups = [
@@ -238,19 +234,33 @@ class Trainer:
         self.model, self.optimizer, self.lr_scheduler = acc.prepare(LSDObjective(model), optimizer, lr_scheduler)
         self.trainable = [p for g in param_groups for p in g["params"]]
         self.step = 0
-        self.offloaded = self._offload_cached_parts()
+        self.offloaded: list[str] = []
 
-    def _offload_cached_parts(self) -> list[str]:
-        """Keep the frozen parts whose outputs come from the cache in host memory during training
-        (they return to the device for validation images only)."""
+    def attach_cache(self) -> None:
+        """Build (or open) the caches ``config.cache`` asks for from the model's CURRENT frozen
+        weights, and train from them: call it after ``init_from`` or a resumed checkpoint has loaded
+        the weights (:meth:`train` does; the cache key holds the weights' sha256, so a cache of other
+        weights is refused as stale). The frozen parts whose outputs come from the cache then stay in
+        host memory during training (they return to the device for validation images only)."""
         from lsd.cache import CachedItems
+        from lsd.training.caching import cached_dataset
 
-        data, names = self.dataset, []
-        if isinstance(data, CachedItems):
-            names = [name for name, reader in (("vae", data.posterior), ("backbone", data.features)) if reader]
-        for name in names:
+        acc = self.accelerator
+        self.dataset = cached_dataset(
+            self.config, self.images, self.unwrapped, rebuild=self.rebuild_cache,
+            progress=self.progress and acc.is_local_main_process, process_index=acc.process_index,
+            num_processes=acc.num_processes, wait=acc.wait_for_everyone, device=acc.device,
+        )  # fmt: skip
+        if isinstance(self.dataset, CachedItems):
+            pairs = (("vae", self.dataset.posterior), ("backbone", self.dataset.features))
+            self.offloaded = [name for name, reader in pairs if reader is not None]
+        for name in self.offloaded:
             getattr(self.unwrapped, name).to("cpu")
-        return names
+
+    def load_start_weights(self) -> None:
+        """``init_from``'s weights, when the config names them (a fresh run's start)."""
+        if self.config.init_from is not None:
+            load_initial_weights(self.unwrapped, self.config.init_from, self.config.init_from_components)
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -477,8 +487,9 @@ class Trainer:
             if acc.is_main_process:
                 set_aside_later(self.output_dir, self.step)
             acc.wait_for_everyone()
-        elif self.config.init_from is not None:
-            load_initial_weights(self.unwrapped, self.config.init_from, self.config.init_from_components)
+        else:
+            self.load_start_weights()
+        self.attach_cache()  # from the weights just loaded
         self._trim_log()
         # TensorBoard: drop events a killed run wrote past the resumed step
         tracker_kwargs = {"tensorboard": {"purge_step": self.step + 1}} if self.step else {}

@@ -72,3 +72,19 @@ def test_resuming_may_switch_the_cache_on(make_config, tmp_path):
     resumed = Trainer(make_config(cache={"latents": True}))
     resumed.train(resume="latest")
     assert resumed.step == 4
+
+
+def test_the_cache_holds_the_start_weights_of_init_from_not_the_random_init(make_config, tmp_path):
+    """The cache is built after ``init_from`` (or a resumed checkpoint) has loaded the frozen weights."""
+    from lsd.cache.keys import weights_digest
+    from lsd.configs import build_model
+
+    torch.manual_seed(123)  # other weights than the run's own random init
+    source = build_model("tiny")
+    source.save_pretrained(tmp_path / "source")
+    config = make_config(init_from=str(tmp_path / "source"), cache={"latents": True}, train={"max_steps": 1})
+    trainer = Trainer(config)
+    trainer.train()
+    manifest = json.loads((tmp_path / "cache").glob("*/vae-posterior/manifest.json").__next__().read_text())
+    assert manifest["key"]["encoder"]["weights_sha256"] == weights_digest(source.vae)
+    assert weights_digest(trainer.unwrapped.vae) == weights_digest(source.vae)
