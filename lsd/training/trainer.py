@@ -197,7 +197,8 @@ class Trainer:
         )
         acc = self.accelerator
         set_seed(loop.seed)
-        self.dataset = build_train_dataset(config.data, seed=loop.seed)
+        with acc.main_process_first():  # the synthetic stand-in is generated once, by the main process
+            self.dataset = build_train_dataset(config.data, seed=loop.seed)
         self.schedule = BatchSchedule(len(self.dataset), loop.batch_size, acc.num_processes, loop.seed, loop.grad_accum)
         with acc.main_process_first():  # the autoencoder stage trains/caches once
             vae = provide_autoencoder(
