@@ -72,6 +72,11 @@ MODELS = {"movi-e": _movi_e, "stable-lsd": _stable_lsd}
 def test_cached_training_step(benchmark, device: torch.device, config: str, provider: str) -> None:
     """One optimizer step on images ``(B, 3, 256, 256)``; records images/s and the FLOP ratio."""
     skip_unless_runnable(provider, device)
+    if "compile" in provider and config == "movi-e" and benchmark.disabled and device.type == "cpu":
+        pytest.skip(
+            "aot_eager (the untimed test mode's backend) fails on the MOVi-E model's group norm with a "
+            "non-contiguous input (torch 2.13, CPU); timed runs compile with inductor, which runs it"
+        )
     model, side, dino_side = MODELS[config](device)
     batch = BATCH[device.type]
     dtype = "bf16 autocast" if device.type == "cuda" else "fp32"
