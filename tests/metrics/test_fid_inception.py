@@ -13,13 +13,7 @@ from lsd.weights import LockedFileChanged, read_lock  # noqa: E402
 from lsd.weights.package import verified_package_file  # noqa: E402
 from lsd.weights.registry import FID_INCEPTION  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/metrics/conftest.py
 
 
 @pytest.fixture(scope="module")

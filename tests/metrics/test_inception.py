@@ -4,14 +4,7 @@ from safetensors.torch import save_file
 
 from lsd.metrics import FID_WEIGHTS_FILENAME, FID_WEIGHTS_URL, InceptionFeatureExtractor
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # On a busy 2-core machine two intra-op threads mostly wait for each other. Restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/metrics/conftest.py
 
 
 @pytest.fixture(scope="module")

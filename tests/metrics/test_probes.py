@@ -3,15 +3,7 @@ import torch
 
 from lsd.metrics import collect_matched, fit_property_probes, match_slots, normalize_minmax, probe_split
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Full-batch training on tiny tensors: intra-op threads only add synchronisation (which is
-    # very slow on a busy 2-core machine). Restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/metrics/conftest.py
 
 
 def synthetic(num=400, dim=8, seed=0):
