@@ -16,7 +16,7 @@ Process 0 writes ``build.json`` before and ``manifest.json`` after, between barr
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,11 +293,5 @@ def _write_manifest(folder: Path, recipe: CacheRecipe, key: dict[str, Any], root
     write_json(folder / MANIFEST, manifest)
 
 
-def cache_sizes(shapes: dict[str, Sequence[int]], views: int, dtype: str) -> int:
-    """Bytes per item of a cache holding tensors of ``shapes`` (per view) in ``dtype``."""
-    itemsize = torch.empty((), dtype=DTYPES[dtype]).element_size()
-    return views * itemsize * sum(int(torch.tensor(list(s)).prod()) for s in shapes.values())
-
-
-__all__ = ["TENSORS", "CacheKind", "CacheRecipe", "CacheableImages", "build_cache", "cache_sizes", "encode_item",
+__all__ = ["TENSORS", "CacheKind", "CacheRecipe", "CacheableImages", "build_cache", "encode_item",
            "open_cache", "stale_reasons"]  # fmt: skip

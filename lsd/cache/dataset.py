@@ -34,7 +34,6 @@ class CachedItems(Dataset):
             if reader is not None and len(reader) != len(dataset):
                 raise ValueError(f"cache {reader.folder} holds {len(reader)} items, the dataset {len(dataset)}")
         self.dataset, self.posterior, self.features, self.needs_pixels = dataset, posterior, features, needs_pixels
-        self.files = getattr(dataset, "files", [])
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -128,29 +128,21 @@ def price_table(table: str) -> TablePrice:
         view = torch.zeros(1, 3, dino, dino) if dino else None
     cached_parts = ("vae",) + (("backbone",) if config.cache.backbone else ())
 
+    with torch.no_grad():  # what the cache holds for this image (its build: one encode, counted below)
+        with FlopCounterMode(display=False) as counter:
+            posterior = torch.cat(posterior_moments(model.vae, pixels), dim=1)
+            features = model.backbone(view if view is not None else pixels) if config.cache.backbone else None
+        build_flops = int(counter.get_total_flops())
+    cache_bytes = posterior.numel() * 4 + (features.numel() * 4 if features is not None else 0)  # float32
+
     def step(cached: bool) -> None:
         kwargs: dict[str, Any] = {"backbone_pixel_values": view}
         if cached:
-            with torch.no_grad():
-                posterior = torch.cat(posterior_moments(model.vae, pixels), dim=1)
-                features = model.backbone(view if view is not None else pixels) if config.cache.backbone else None
-            kwargs = {"posterior": posterior, "backbone_features": features, "backbone_pixel_values": view}
-        generators = [torch.Generator().manual_seed(0)]
-        training_loss(model, pixels, generator=generators, **kwargs).loss.backward()
+            kwargs |= {"posterior": posterior, "backbone_features": features}
+        training_loss(model, pixels, generator=[torch.Generator().manual_seed(0)], **kwargs).loss.backward()
         model.zero_grad(set_to_none=True)
 
-    def build() -> tuple[int, int]:
-        with torch.no_grad():
-            moments = posterior_moments(model.vae, pixels)
-            size = sum(t.numel() for t in moments) * 4  # float32
-            if config.cache.backbone:
-                size += model.backbone(view if view is not None else pixels).numel() * 4
-        return size
-
     flops_uncached, flops_cached = _count(lambda: step(False)), _count(lambda: step(True))
-    holder: list[int] = []
-    build_flops = _count(lambda: holder.append(build()))
-    cached_flops_step = flops_cached - build_flops  # the counter saw the cache's encode too: remove it
     processes = RELEASE_PROCESSES
     return TablePrice(
         table=table,
@@ -160,9 +152,9 @@ def price_table(table: str) -> TablePrice:
         resolution=side,
         cached_parts=cached_parts,
         flops_per_image_uncached=flops_uncached,
-        flops_per_image_cached=cached_flops_step,
+        flops_per_image_cached=flops_cached,
         cache_build_flops_per_image=build_flops,
-        cache_bytes_per_image=holder[0],
+        cache_bytes_per_image=cache_bytes,
         train_images=TRAIN_IMAGES[table][0],
         views=2 if config.data.flip else 1,
     )
